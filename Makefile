@@ -1,0 +1,29 @@
+# The two commands a newcomer needs: `make demo` (the main job, on a simulated Spark) and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+ENV := source scripts/env.sh &&
+SCENARIOS ?= default default-arm64
+
+.PHONY: setup test lint unit molecule demo clean-images
+
+setup:
+	bash scripts/setup.sh
+
+lint: setup
+	$(ENV) scripts/lint.sh
+
+unit: setup
+	$(ENV) pytest -q tests/unit tests/integration
+
+molecule: setup
+	$(ENV) for s in $(SCENARIOS); do molecule test -s $$s; done
+
+# What CI runs (.ci/run): lint, unit + integration tests, every molecule scenario.
+test: setup
+	$(ENV) scripts/test.sh
+
+demo: setup
+	$(ENV) scripts/demo.sh
+
+clean-images:
+	$(ENV) podman images --format '{{.Repository}}:{{.Tag}}' | grep '^localhost/voxtral-spark:' | xargs -r podman rmi
