@@ -24,10 +24,29 @@ def wait_for_ssh(port, key, timeout=90):
     deadline = time.monotonic() + timeout
     while True:
         probe = subprocess.run(
-            ["ssh", "-i", key, "-p", str(port), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-             "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=3", "-o", "BatchMode=yes", "root@127.0.0.1",
-             "systemctl is-system-running --wait"],
-            capture_output=True, text=True, check=False)
+            [
+                "ssh",
+                "-i",
+                key,
+                "-p",
+                str(port),
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+                "-o",
+                "ConnectTimeout=3",
+                "-o",
+                "BatchMode=yes",
+                "root@127.0.0.1",
+                "systemctl is-system-running --wait",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if probe.stdout.strip() in ("running", "degraded"):
             return
         if time.monotonic() > deadline:
@@ -42,9 +61,24 @@ def simulated_spark(name, image=None, port=None):
     key = os.environ["VOXTRAL_SSH_KEY"]
     port = port or free_port()
     podman("rm", "-f", name, check=False)
-    podman("run", "-d", "--name", name, "--hostname", name, "--systemd", "always",
-           "--network", "slirp4netns", "-p", f"127.0.0.1:{port}:22", "--cap-add", "SYS_ADMIN",
-           image, "/lib/systemd/systemd")
+    podman(
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--hostname",
+        name,
+        "--systemd",
+        "always",
+        "--network",
+        "slirp4netns",
+        "-p",
+        f"127.0.0.1:{port}:22",
+        "--cap-add",
+        "SYS_ADMIN",
+        image,
+        "/lib/systemd/systemd",
+    )
     try:
         wait_for_ssh(port, key)
         yield {
@@ -62,7 +96,22 @@ def simulated_spark(name, image=None, port=None):
 def ssh(hostvars, command):
     """Run a shell command on the instance; return the CompletedProcess."""
     return subprocess.run(
-        ["ssh", "-i", hostvars["ansible_ssh_private_key_file"], "-p", str(hostvars["ansible_port"]),
-         "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-         "root@127.0.0.1", command],
-        capture_output=True, text=True, check=False)
+        [
+            "ssh",
+            "-i",
+            hostvars["ansible_ssh_private_key_file"],
+            "-p",
+            str(hostvars["ansible_port"]),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "root@127.0.0.1",
+            command,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )

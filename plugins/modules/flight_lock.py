@@ -90,6 +90,7 @@ message:
   returned: always
 """
 
+import contextlib
 import json
 import os
 import tempfile
@@ -105,8 +106,9 @@ def _iso(epoch):
 class FlightLock:
     """Lock logic; the module wrapper only maps parameters and results."""
 
-    def __init__(self, path, run_id, owner="unknown", purpose="flight", stale_after_minutes=120,
-                 check_mode=False, now=time.time):
+    def __init__(
+        self, path, run_id, owner="unknown", purpose="flight", stale_after_minutes=120, check_mode=False, now=time.time
+    ):
         self.path = path
         self.run_id = run_id
         self.owner = owner
@@ -132,54 +134,92 @@ class FlightLock:
 
     def _record(self):
         now = int(self.now())
-        return {"run_id": self.run_id, "owner": self.owner, "purpose": self.purpose, "pid": os.getppid(),
-                "acquired_at": _iso(now), "acquired_epoch": now}
+        return {
+            "run_id": self.run_id,
+            "owner": self.owner,
+            "purpose": self.purpose,
+            "pid": os.getppid(),
+            "acquired_at": _iso(now),
+            "acquired_epoch": now,
+        }
 
     def _describe(self, record):
         age_min = (self.now() - record.get("acquired_epoch", self.now())) / 60
-        return (f"held by {record.get('owner', 'unknown')} for {record.get('purpose', '?')} "
-                f"(run {record.get('run_id', '?')}) since {record.get('acquired_at', '?')}, "
-                f"{age_min:.0f} min ago")
+        return (
+            f"held by {record.get('owner', 'unknown')} for {record.get('purpose', '?')} "
+            f"(run {record.get('run_id', '?')}) since {record.get('acquired_at', '?')}, "
+            f"{age_min:.0f} min ago"
+        )
 
     def acquire(self, force=False):
         previous = self.read()
         if previous.get("run_id") == self.run_id:
-            return {"held": True, "taken_over": False, "previous": previous, "lock": previous,
-                    "message": f"flight lock {self.path} already held by this run"}
+            return {
+                "held": True,
+                "taken_over": False,
+                "previous": previous,
+                "lock": previous,
+                "message": f"flight lock {self.path} already held by this run",
+            }
         record = self._record()
         if not previous:
             if not self.check_mode and not self._create(record):
                 # Lost a race with another controller between read and create.
                 return self.acquire(force)
-            return {"held": True, "taken_over": False, "previous": {}, "lock": record,
-                    "message": f"flight lock {self.path} taken by {self.owner}"}
+            return {
+                "held": True,
+                "taken_over": False,
+                "previous": {},
+                "lock": record,
+                "message": f"flight lock {self.path} taken by {self.owner}",
+            }
         age_s = self.now() - previous.get("acquired_epoch", 0)
         if not force and age_s < self.stale_after_s:
             raise LockHeld(
                 f"flight lock {self.path} is {self._describe(previous)}: another flight is running on "
                 f"this host. Wait for it, or, if its controller is gone, let it go stale "
                 f"(after {self.stale_after_s // 60} min) or run rollback-voxtral.yml with "
-                f"-e voxtral_force_lock=true.", previous)
+                f"-e voxtral_force_lock=true.",
+                previous,
+            )
         if not self.check_mode:
             self._replace(record)
-        return {"held": True, "taken_over": True, "previous": previous, "lock": record,
-                "message": f"flight lock {self.path} taken over: it was {self._describe(previous)}"}
+        return {
+            "held": True,
+            "taken_over": True,
+            "previous": previous,
+            "lock": record,
+            "message": f"flight lock {self.path} taken over: it was {self._describe(previous)}",
+        }
 
     def release(self, force=False):
         previous = self.read()
         if not previous:
-            return {"held": False, "taken_over": False, "previous": {}, "lock": {},
-                    "message": f"flight lock {self.path} was not held"}
+            return {
+                "held": False,
+                "taken_over": False,
+                "previous": {},
+                "lock": {},
+                "message": f"flight lock {self.path} was not held",
+            }
         if previous.get("run_id") != self.run_id and not force:
-            return {"held": False, "taken_over": False, "previous": previous, "lock": {},
-                    "message": f"flight lock {self.path} left alone: it is {self._describe(previous)}"}
+            return {
+                "held": False,
+                "taken_over": False,
+                "previous": previous,
+                "lock": {},
+                "message": f"flight lock {self.path} left alone: it is {self._describe(previous)}",
+            }
         if not self.check_mode:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
-            except FileNotFoundError:
-                pass
-        return {"held": False, "taken_over": False, "previous": previous, "lock": {},
-                "message": f"flight lock {self.path} released"}
+        return {
+            "held": False,
+            "taken_over": False,
+            "previous": previous,
+            "lock": {},
+            "message": f"flight lock {self.path} released",
+        }
 
     def _create(self, record):
         os.makedirs(os.path.dirname(self.path) or ".", mode=0o755, exist_ok=True)
@@ -226,8 +266,14 @@ def main():
     params = module.params
     if params["stale_after_minutes"] < 1:
         module.fail_json(msg=f"stale_after_minutes must be at least 1, got {params['stale_after_minutes']}")
-    lock = FlightLock(params["path"], params["run_id"], params["owner"], params["purpose"],
-                      params["stale_after_minutes"], check_mode=module.check_mode)
+    lock = FlightLock(
+        params["path"],
+        params["run_id"],
+        params["owner"],
+        params["purpose"],
+        params["stale_after_minutes"],
+        check_mode=module.check_mode,
+    )
     try:
         if params["state"] == "present":
             result = lock.acquire(force=params["force"])

@@ -70,8 +70,14 @@ def disk_usage(path):
     stats = os.statvfs(probe)
     free = stats.f_bavail * stats.f_frsize
     total = stats.f_blocks * stats.f_frsize
-    return {"path": path, "measured_at": probe, "free_bytes": free, "free_gib": round(free / GIB, 2),
-            "total_bytes": total, "total_gib": round(total / GIB, 2)}
+    return {
+        "path": path,
+        "measured_at": probe,
+        "free_bytes": free,
+        "free_gib": round(free / GIB, 2),
+        "total_bytes": total,
+        "total_gib": round(total / GIB, 2),
+    }
 
 
 def read_meminfo(meminfo_path):
@@ -85,8 +91,12 @@ def read_meminfo(meminfo_path):
                 values[key] = int(fields[0]) * 1024
     if "MemAvailable" not in values:
         raise ValueError(f"{meminfo_path} has no MemAvailable line (kernel older than 3.14?)")
-    return {"available_bytes": values["MemAvailable"], "available_gib": round(values["MemAvailable"] / GIB, 2),
-            "total_bytes": values.get("MemTotal", 0), "total_gib": round(values.get("MemTotal", 0) / GIB, 2)}
+    return {
+        "available_bytes": values["MemAvailable"],
+        "available_gib": round(values["MemAvailable"] / GIB, 2),
+        "total_bytes": values.get("MemTotal", 0),
+        "total_gib": round(values.get("MemTotal", 0) / GIB, 2),
+    }
 
 
 def main():

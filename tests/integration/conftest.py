@@ -2,8 +2,8 @@
 
 import os
 import shutil
-import tempfile
 import sys
+import tempfile
 from pathlib import Path
 
 import ansible_runner
@@ -50,9 +50,7 @@ class Run:
         ]
 
     def changed_count(self):
-        return sum(
-            1 for e in self.events if e.get("event") == "runner_on_ok" and e["event_data"]["res"].get("changed")
-        )
+        return sum(1 for e in self.events if e.get("event") == "runner_on_ok" and e["event_data"]["res"].get("changed"))
 
 
 @pytest.fixture

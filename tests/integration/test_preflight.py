@@ -41,21 +41,29 @@ def test_low_disk_is_refused_with_numbers(run_playbook):
 
 
 def test_held_lock_refuses_a_second_run_and_is_left_alone(run_playbook, host_shell):
-    first = run_playbook(PLAYBOOK, hostvars=X86, extravars={"keep_lock": True,
-                                                           "preflight_lock_purpose": "deploy-voxtral"})
+    first = run_playbook(
+        PLAYBOOK, hostvars=X86, extravars={"keep_lock": True, "preflight_lock_purpose": "deploy-voxtral"}
+    )
     assert first.status == "successful"
     held = json.loads(host_shell(f"cat {LOCK}").stdout)
     second = run_playbook(PLAYBOOK, hostvars=X86)
     assert second.status == "failed"
     [message] = second.failure_messages()
-    assert message.startswith(f"flight lock {LOCK} is held by {held['owner']} for deploy-voxtral (run {held['run_id']})")
+    assert message.startswith(
+        f"flight lock {LOCK} is held by {held['owner']} for deploy-voxtral (run {held['run_id']})"
+    )
     assert "another flight is running on this host" in message
     assert json.loads(host_shell(f"cat {LOCK}").stdout) == held
 
 
 def test_stale_lock_is_taken_over_and_released(run_playbook, host_shell):
-    stale = {"run_id": "old-run", "owner": "bob@gone", "purpose": "deploy-voxtral",
-             "acquired_at": "2026-01-01T00:00:00Z", "acquired_epoch": 1767225600}
+    stale = {
+        "run_id": "old-run",
+        "owner": "bob@gone",
+        "purpose": "deploy-voxtral",
+        "acquired_at": "2026-01-01T00:00:00Z",
+        "acquired_epoch": 1767225600,
+    }
     host_shell(f"mkdir -p /var/lib/voxtral-deploy && echo '{json.dumps(stale)}' > {LOCK}")
     run = run_playbook(PLAYBOOK, hostvars={**X86, "preflight_lock_stale_after_minutes": 60})
     assert run.status == "successful", run.stdout
