@@ -54,43 +54,43 @@ def wait_for_ssh(port, key, timeout=90):
         time.sleep(1)
 
 
-@contextmanager
-def simulated_spark(name, image=None, port=None):
-    """Start a fresh instance; yield its Ansible host variables; remove it afterwards."""
+def start(name, image=None, port=None):
+    """Start a fresh instance (replacing one of the same name); return its Ansible host variables."""
     image = image or os.environ["VOXTRAL_IMAGE_X86_64"]
     key = os.environ["VOXTRAL_SSH_KEY"]
     port = port or free_port()
-    podman("rm", "-f", name, check=False)
+    stop(name)
     podman(
-        "run",
-        "-d",
-        "--name",
-        name,
-        "--hostname",
-        name,
-        "--systemd",
-        "always",
-        "--network",
-        "slirp4netns",
-        "-p",
-        f"127.0.0.1:{port}:22",
-        "--cap-add",
-        "SYS_ADMIN",
-        image,
-        "/lib/systemd/systemd",
-    )
+        "run", "-d", "--name", name, "--hostname", name, "--systemd", "always", "--network", "slirp4netns",
+        "-p", f"127.0.0.1:{port}:22", "--cap-add", "SYS_ADMIN", image, "/lib/systemd/systemd",
+    )  # fmt: skip
     try:
         wait_for_ssh(port, key)
-        yield {
-            "ansible_host": "127.0.0.1",
-            "ansible_port": port,
-            "ansible_user": "root",
-            "ansible_ssh_private_key_file": key,
-            "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
-            "ansible_python_interpreter": "/usr/bin/python3",
-        }
+    except BaseException:
+        stop(name)
+        raise
+    return {
+        "ansible_host": "127.0.0.1",
+        "ansible_port": port,
+        "ansible_user": "root",
+        "ansible_ssh_private_key_file": key,
+        "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
+        "ansible_python_interpreter": "/usr/bin/python3",
+    }
+
+
+def stop(name):
+    podman("rm", "-f", "-t", "2", name, check=False)
+
+
+@contextmanager
+def simulated_spark(name, image=None, port=None):
+    """A fresh instance for the length of a with-block."""
+    hostvars = start(name, image, port)
+    try:
+        yield hostvars
     finally:
-        podman("rm", "-f", "-t", "2", name, check=False)
+        stop(name)
 
 
 def ssh(hostvars, command):
@@ -115,3 +115,43 @@ def ssh(hostvars, command):
         text=True,
         check=False,
     )
+
+
+def write_inventory(path, hostvars_by_host, extra_vars_file=None):
+    """An inventory with the simulated Sparks in group `sparks`, their settings merged into host vars."""
+    import yaml
+
+    settings = {}
+    if extra_vars_file:
+        with open(extra_vars_file, encoding="utf-8") as handle:
+            settings = yaml.safe_load(handle) or {}
+    inventory = {"sparks": {"hosts": {host: {**settings, **hv} for host, hv in hostvars_by_host.items()}}}
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(inventory, handle, sort_keys=False)
+
+
+def main(argv=None):
+    """`up NAME --inventory FILE [--vars FILE]` starts an instance and leaves it running; `down NAME` removes it."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("action", choices=["up", "down"])
+    parser.add_argument("name")
+    parser.add_argument("--host", default="titan", help="inventory name of the instance")
+    parser.add_argument("--inventory", help="inventory file to write (up)")
+    parser.add_argument("--vars", help="YAML file of host settings to merge into the inventory")
+    parser.add_argument("--port", type=int, default=None)
+    args = parser.parse_args(argv)
+    if args.action == "down":
+        stop(args.name)
+        return 0
+    hostvars = start(args.name, port=args.port)
+    if args.inventory:
+        write_inventory(args.inventory, {args.host: hostvars}, args.vars)
+    print(f"{args.name} is up on 127.0.0.1:{hostvars['ansible_port']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
