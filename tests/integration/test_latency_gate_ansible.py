@@ -101,13 +101,9 @@ def test_gate_runs_through_ansible_playbook(tmp_path, ansible_env):
     routes = {"/v1/chat/completions": fixed_delay(5), "/slow": fixed_delay(60)}
     with HTTPTestServer(routes) as server:
         playbook = tmp_path / "gate.yml"
-        playbook.write_text(
-            yaml.safe_dump(_playbook(server.url("/v1/chat/completions"), server.url("/slow"), out_dir))
-        )
+        playbook.write_text(yaml.safe_dump(_playbook(server.url("/v1/chat/completions"), server.url("/slow"), out_dir)))
         inventory = tmp_path / "hosts.ini"
-        inventory.write_text(
-            f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n"
-        )
+        inventory.write_text(f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
         run = ansible_runner.run(
             private_data_dir=str(tmp_path / "runner"),
             playbook=str(playbook),
@@ -150,9 +146,7 @@ def test_gate_runs_through_ansible_playbook(tmp_path, ansible_env):
 def test_ansible_doc_renders(ansible_env):
     env = {**os.environ, **ansible_env}
     args = [str(BIN / "ansible-doc"), "-M", "plugins/modules"]
-    text = subprocess.run(
-        [*args, "latency_gate"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
+    text = subprocess.run([*args, "latency_gate"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert text.returncode == 0, text.stderr
     assert "[ERROR]" not in text.stderr and "[WARNING]" not in text.stderr, text.stderr
     for expected in (
