@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Costs a user feels, measured on a simulated Spark (a figure table, never a pass/fail test).
+
+    source scripts/env.sh && python benchmarks/flight_bench.py
+
+1. re-run: a second deploy-voxtral.yml on a deployed host — wall time and changed count, against a
+   no-op playbook with as many tasks (aim: ratio <= 1.5x, 0 changed, no rebuild);
+2. outage: Gemma paused -> Voxtral serving, against the sum of Voxtral's start and gate tasks
+   (aim <= 1.1x: Gemma never waits on a build or a download);
+3. rollback: a failure detected (the Voxtral gate fails) -> Gemma healthy again, against Gemma's own
+   start time (aim: <= +10 s);
+4. the latency module's accuracy and overhead (benchmarks/latency_gate_bench.py), re-run here.
+"""
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from playbook_runner import run_on  # noqa: E402
+from sim_spark import simulated_spark, ssh  # noqa: E402
+
+VOXTRAL_BEHAVIOUR = "/etc/fake-vllm-omni/behaviour.json"
+
+
+def task_events(run):
+    """(task name, start, end) of every task that ran on the host, in order."""
+    out = []
+    for event in run.events:
+        data = event.get("event_data", {})
+        if event.get("event") in ("runner_on_ok", "runner_on_failed") and data.get("start") and data.get("end"):
+            out.append((data.get("task", ""), parse(data["start"]), parse(data["end"])))
+    return out
+
+
+def parse(stamp):
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def ran_tasks(run):
+    return sum(1 for e in run.events if e.get("event") in ("runner_on_ok", "runner_on_skipped", "runner_on_failed"))
+
+
+def timed(hostvars, playbook, workdir, extravars=None):
+    start = time.monotonic()
+    run = run_on(hostvars, playbook, workdir, extravars)
+    return run, time.monotonic() - start
+
+
+def noop_playbook(path, tasks):
+    plays = [
+        {
+            "name": "No-op with as many tasks",
+            "hosts": "sparks",
+            "gather_facts": True,
+            "tasks": [{"name": f"stat {i}", "ansible.builtin.stat": {"path": "/"}} for i in range(tasks)],
+        }
+    ]
+    path.write_text(yaml.safe_dump(plays))
+
+
+def gemma_start_seconds(hostvars):
+    """Gemma's own start: systemctl start until its /health answers 200."""
+    ssh(hostvars, "systemctl stop gemma.service")
+    start = time.monotonic()
+    ssh(
+        hostvars,
+        "systemctl start gemma.service; until curl -sf http://127.0.0.1:8000/health >/dev/null; do sleep 0.1; done",
+    )
+    return time.monotonic() - start
+
+
+def main():
+    rows = []
+    with open(ROOT / "tests/simulated/spark-vars.yml", encoding="utf-8") as handle:
+        settings = yaml.safe_load(handle)
+    with tempfile.TemporaryDirectory() as tmp, simulated_spark("voxtral-bench") as connection:
+        work = Path(tmp)
+        hostvars = {**settings, **connection}
+        assert run_on(hostvars, "tests/simulated/prepare-spark.yml", work).status == "successful"
+
+        first, first_s = timed(hostvars, "deploy-voxtral.yml", work)
+        assert first.status == "successful", first.stdout[-2000:]
+        state = json.loads(ssh(hostvars, "cat /var/lib/voxtral-deploy/state.json").stdout)
+
+        # 2. outage window against Voxtral's own start + gate
+        events = task_events(first)
+        paused_end = max(end for name, _, end in events if name.startswith("Stop (and disable) Gemma"))
+        serving_end = max(e for name, _, e in events if name == "Gate Voxtral (time to first audio, RTF, no errors)")
+        start_and_gate = sum(
+            e - s for name, s, e in events
+            if name in ("Start voxtral-tts.service", "Gate Voxtral (time to first audio, RTF, no errors)")
+        )  # fmt: skip
+        outage = serving_end - paused_end
+        rows.append(
+            (
+                "outage: Gemma paused -> Voxtral gated",
+                f"{outage:.1f} s",
+                f"Voxtral start + gate {start_and_gate:.1f} s",
+                f"{outage / start_and_gate:.2f}x",
+                "<= 1.1x",
+            )
+        )
+
+        # 1. re-run cost
+        rerun, rerun_s = timed(hostvars, "deploy-voxtral.yml", work)
+        noop = work / "noop.yml"
+        noop_playbook(noop, ran_tasks(rerun))
+        noop_run, noop_s = timed(hostvars, str(noop), work)
+        assert noop_run.status == "successful"
+        rows.append(("first deploy (build included)", f"{first_s:.1f} s", f"{ran_tasks(first)} tasks", "", ""))
+        rows.append(
+            (
+                "re-run deploy",
+                f"{rerun_s:.1f} s, {rerun.changed_count()} changed",
+                f"no-op x{ran_tasks(rerun)} {noop_s:.1f} s",
+                f"{rerun_s / noop_s:.2f}x",
+                "<= 1.5x, 0 changed",
+            )
+        )
+
+        # 3. rollback after a failure: from the failing gate's end to Gemma healthy
+        ssh(hostvars, "systemctl stop voxtral-tts.service; systemctl enable --now gemma.service")
+        run_on(hostvars, "rollback-voxtral.yml", work)
+        ssh(hostvars, f"echo '{{\"first_audio_ms\": 2500}}' > {VOXTRAL_BEHAVIOUR}")
+        failed, _ = timed(hostvars, "deploy-voxtral.yml", work)
+        ssh(hostvars, f"echo '{{}}' > {VOXTRAL_BEHAVIOUR}")
+        events = task_events(failed)
+        detected = max(e for name, _, e in events if name.startswith("Gate Voxtral"))
+        healthy = max(e for name, _, e in events if name == "Wait until Gemma is healthy")
+        gemma_own = gemma_start_seconds(hostvars)
+        rows.append(
+            (
+                "rollback: failure -> Gemma healthy",
+                f"{healthy - detected:.1f} s",
+                f"Gemma's own start {gemma_own:.1f} s",
+                f"+{healthy - detected - gemma_own:.1f} s",
+                "<= +10 s",
+            )
+        )
+        rows.append(("Gemma baseline p50 (fake: 190 ms)", f"{state['gemma']['baseline_p50_ms']} ms", "", "", ""))
+
+    print(f"\n{'figure':42} {'measured':24} {'against':28} {'ratio':8} aim")
+    for row in rows:
+        print(f"{row[0]:42} {row[1]:24} {row[2]:28} {row[3]:8} {row[4]}")
+    print("\n4. latency module (benchmarks/latency_gate_bench.py):")
+    subprocess.run([sys.executable, str(ROOT / "benchmarks/latency_gate_bench.py")], check=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,267 @@
+"""The flight as users run it: deploy-voxtral.yml and rollback-voxtral.yml on one simulated Spark.
+
+One instance for the whole module (prepared once with tests/simulated/prepare-spark.yml); the tests run
+in order: deploy → re-run → rollback, then the failure matrix (each case reset afterwards), then a
+controller that dies after the pause, and a deploy refused by a held lock. Every failing case must end
+with Gemma active and answering, the previous release intact, the lock released, and the original
+error in the play's failure.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from playbook_runner import ROOT, run_on
+from sim_spark import simulated_spark, ssh, write_inventory
+
+STATE = "/var/lib/voxtral-deploy/state.json"
+LOCK = "/var/lib/voxtral-deploy/flight.lock"
+VOXTRAL_BEHAVIOUR = "/etc/fake-vllm-omni/behaviour.json"
+GEMMA_BEHAVIOUR = "/etc/fake-gemma/behaviour.json"
+GEMMA_NORMAL = {"latency_ms": 190, "jitter_ms": 10, "memory_mib": 256}
+ROLLED_BACK = "Voxtral deploy failed and was rolled back, Gemma is serving again. Original error: "
+
+
+@pytest.fixture(scope="module")
+def flight(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("flight")
+    with open(ROOT / "tests/simulated/spark-vars.yml", encoding="utf-8") as handle:
+        settings = yaml.safe_load(handle)
+    with simulated_spark("voxtral-flight") as connection:
+        hostvars = {**settings, **connection}
+        prepared = run_on(hostvars, "tests/simulated/prepare-spark.yml", workdir)
+        assert prepared.status == "successful", prepared.stdout
+        yield Flight(hostvars, workdir)
+
+
+class Flight:
+    def __init__(self, hostvars, workdir):
+        self.hostvars = hostvars
+        self.workdir = workdir
+
+    def run(self, playbook, extravars=None, check=False):
+        return run_on(self.hostvars, playbook, self.workdir, extravars, check)
+
+    def sh(self, command):
+        return ssh(self.hostvars, command)
+
+    def state(self):
+        result = self.sh(f"cat {STATE}")
+        return json.loads(result.stdout) if result.returncode == 0 else {}
+
+    def is_active(self, unit):
+        return self.sh(f"systemctl is-active {unit}").stdout.strip() == "active"
+
+    def current_release(self):
+        return self.sh("readlink -f /opt/vllm-omni/current").stdout.strip()
+
+    def gemma_answers(self):
+        request = json.dumps({"model": "gemma-3-27b-it", "messages": [{"role": "user", "content": "hi"}]})
+        result = self.sh(
+            "curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' "
+            f"-d '{request}' http://127.0.0.1:8000/v1/chat/completions"
+        )
+        return result.stdout.strip() == "200"
+
+    def behave(self, path, behaviour):
+        self.sh(f"mkdir -p {os.path.dirname(path)} && echo '{json.dumps(behaviour)}' > {path}")
+
+    def reset(self):
+        """Back to 'Gemma serving, Voxtral stopped', whatever a case left behind."""
+        self.behave(VOXTRAL_BEHAVIOUR, {})
+        self.behave(GEMMA_BEHAVIOUR, GEMMA_NORMAL)
+        self.sh(
+            "systemctl stop voxtral-tts.service voxtral-flight-guard.timer voxtral-flight-guard.service; "
+            "systemctl reset-failed voxtral-tts.service voxtral-flight-guard.service voxtral-flight-guard.timer; "
+            f"systemctl enable --now gemma.service; rm -f {LOCK}"
+        )
+
+
+def assert_gemma_back(flight, release_before):
+    assert flight.is_active("gemma.service")
+    assert flight.gemma_answers()
+    assert not flight.is_active("voxtral-tts.service")
+    assert flight.current_release() == release_before
+    assert flight.sh(f"test -e {LOCK}").returncode == 1
+    assert not flight.is_active("voxtral-flight-guard.timer")
+
+
+def test_deploy_serves_voxtral_with_gemma_paused(flight):
+    run = flight.run("deploy-voxtral.yml")
+    assert run.status == "successful", run.stdout[-3000:]
+    assert flight.is_active("voxtral-tts.service")
+    assert flight.sh("systemctl is-enabled voxtral-tts.service").stdout.strip() == "enabled"
+    assert not flight.is_active("gemma.service")
+    assert not flight.is_active("voxtral-flight-guard.timer")
+    assert flight.sh(f"test -e {LOCK}").returncode == 1
+    state = flight.state()
+    # The fake Gemma answers in 190 ± 10 ms: the recorded baseline says so.
+    assert 180 <= state["gemma"]["baseline_p50_ms"] <= 230
+    assert state["gemma"]["paused"] is True
+    assert state["voxtral"]["deployed"] is True
+    assert state["voxtral"]["release"]["version"] == "0.30.0"
+    assert state["voxtral"]["ttfa_p50_ms"] > 0
+    assert state["voxtral"]["serving_since_gemma_paused_s"] >= 0
+
+
+def test_deploy_rerun_changes_nothing_and_rebuilds_nothing(flight):
+    build_log = "stat -c %Y /opt/vllm-omni/current/build.log"
+    before = flight.sh(build_log).stdout
+    release = flight.current_release()
+    run = flight.run("deploy-voxtral.yml")
+    assert run.status == "successful", run.stdout[-3000:]
+    assert run.changed_count() == 0, [
+        e["event_data"]["task"]
+        for e in run.events
+        if e.get("event") == "runner_on_ok" and e["event_data"]["res"].get("changed")
+    ]
+    assert flight.sh(build_log).stdout == before
+    assert flight.current_release() == release
+
+
+def test_rollback_restores_gemma_and_records_the_drift(flight):
+    release = flight.current_release()
+    run = flight.run("rollback-voxtral.yml")
+    assert run.status == "successful", run.stdout[-3000:]
+    assert_gemma_back(flight, release)
+    assert flight.sh("systemctl is-enabled voxtral-tts.service").stdout.strip() == "disabled"
+    state = flight.state()
+    gemma = state["gemma"]
+    assert gemma["post_flight_gate_passed"] is True
+    assert 0.5 <= gemma["drift_ratio"] <= 1.5
+    assert gemma["outage_seconds"] > 0
+    assert state["voxtral"]["deployed"] is False
+    assert "rolled_back_at" in state["voxtral"]
+
+
+def test_rollback_is_harmless_when_nothing_is_deployed(flight):
+    run = flight.run("rollback-voxtral.yml")
+    assert run.status == "successful", run.stdout[-3000:]
+    assert flight.is_active("gemma.service")
+
+
+# The failure matrix: (case, set-up on the host, extra vars, what the failure message must contain).
+MATRIX = [
+    ("bad ref", None, {"vllm_omni_build_version": "v9.9.9"}, "v9.9.9"),
+    (
+        "cherry-pick conflict",
+        None,
+        {"vllm_omni_build_profile": "seed-0.18", "vllm_omni_build_patches": [{"pr": 9001}]},
+        "#9001",
+    ),
+    (
+        "weights missing",
+        "mv /root/.cache/huggingface/hub/models--mistralai--Voxtral-4B-TTS-2603/snapshots "
+        "/root/.cache/huggingface/snapshots.away",
+        None,
+        "Voxtral weights missing",
+    ),
+    ("unit crashes at start", {"crash_at_start": True}, None, ROLLED_BACK),
+    ("health timeout", {"warmup_s": 600}, {"voxtral_service_init_timeout": 8}, ROLLED_BACK),
+    ("voxtral gate fails", {"first_audio_ms": 2500}, None, "time to first byte p50"),
+]
+
+
+@pytest.mark.parametrize(("case", "setup", "extravars", "expected"), MATRIX, ids=[m[0] for m in MATRIX])
+def test_failure_gives_gemma_back(flight, case, setup, extravars, expected):
+    release = flight.current_release()
+    if isinstance(setup, dict):
+        flight.behave(VOXTRAL_BEHAVIOUR, setup)
+    elif setup:
+        flight.sh(setup)
+    try:
+        run = flight.run("deploy-voxtral.yml", extravars)
+        assert run.status == "failed", run.stdout[-3000:]
+        messages = run.failure_messages()
+        assert any(expected in m for m in messages), messages
+        assert_gemma_back(flight, release)
+    finally:
+        if case == "weights missing":
+            flight.sh(
+                "mv /root/.cache/huggingface/snapshots.away "
+                "/root/.cache/huggingface/hub/models--mistralai--Voxtral-4B-TTS-2603/snapshots"
+            )
+        flight.reset()
+
+
+def test_gemma_slow_to_come_back_fails_the_rollback_with_numbers(flight):
+    flight.run("deploy-voxtral.yml")
+    flight.behave(GEMMA_BEHAVIOUR, {**GEMMA_NORMAL, "slow_after_restart_ms": 900})
+    try:
+        run = flight.run("rollback-voxtral.yml")
+        assert run.status == "failed"
+        [message] = run.failure_messages()
+        assert "× baseline" in message
+        assert flight.is_active("gemma.service")
+        assert flight.gemma_answers()
+        assert flight.sh(f"test -e {LOCK}").returncode == 1
+    finally:
+        flight.reset()
+
+
+def test_controller_dies_after_the_pause_and_the_guard_restores_gemma(flight, tmp_path):
+    inventory = tmp_path / "inventory.yml"
+    write_inventory(str(inventory), {"titan": flight.hostvars})
+    # Voxtral takes 60 s to open its port, so the controller is surely killed while Gemma is paused.
+    flight.behave(VOXTRAL_BEHAVIOUR, {"start_delay_s": 60})
+    log = open(tmp_path / "deploy.log", "w")  # noqa: SIM115 (handed to the child process)
+    deploy = subprocess.Popen(
+        ["ansible-playbook", "-i", str(inventory), "deploy-voxtral.yml", "-e", "flight_guard_deadline=25s"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 600
+        while not flight.state().get("gemma", {}).get("paused"):
+            assert deploy.poll() is None, Path(log.name).read_text()[-3000:]
+            assert time.monotonic() < deadline, "Gemma was never paused"
+            time.sleep(1)
+        os.killpg(deploy.pid, signal.SIGKILL)
+        deploy.wait()
+        assert not flight.is_active("gemma.service")
+        waited = 0
+        while not flight.is_active("gemma.service") and waited < 90:
+            time.sleep(2)
+            waited += 2
+        assert flight.is_active("gemma.service"), "the guard did not restore Gemma"
+        assert flight.gemma_answers()
+        assert not flight.is_active("voxtral-tts.service")
+        assert flight.state()["flight_guard"]["guard_fired_at"]
+        # The dead controller's lock is still there: a rollback from anywhere takes it over.
+        assert flight.sh(f"test -e {LOCK}").returncode == 0
+        rollback = flight.run("rollback-voxtral.yml", {"voxtral_force_lock": True})
+        assert rollback.status == "successful", rollback.stdout[-3000:]
+        assert flight.sh(f"test -e {LOCK}").returncode == 1
+    finally:
+        log.close()
+        if deploy.poll() is None:
+            os.killpg(deploy.pid, signal.SIGKILL)
+        flight.reset()
+
+
+def test_concurrent_deploy_is_refused_and_touches_nothing(flight):
+    held = {
+        "run_id": "other-run",
+        "owner": "carol@other-controller",
+        "purpose": "deploy-voxtral",
+        "acquired_at": "2026-11-25T10:00:00Z",
+        "acquired_epoch": int(time.time()),
+    }
+    flight.sh(f"echo '{json.dumps(held)}' > {LOCK}")
+    state_before = flight.state()
+    release = flight.current_release()
+    try:
+        run = flight.run("deploy-voxtral.yml")
+        assert run.status == "failed"
+        [message] = run.failure_messages()
+        assert message.startswith(f"flight lock {LOCK} is held by carol@other-controller for deploy-voxtral")
+        assert flight.state() == state_before
+        assert flight.current_release() == release
+        assert flight.is_active("gemma.service")
+        assert json.loads(flight.sh(f"cat {LOCK}").stdout) == held
+    finally:
+        flight.reset()
