@@ -1,0 +1,400 @@
+"""The fake `vllm-omni` (tests/fixtures/fake_vllm_omni/cli.py) behaves like the real CLI where it matters."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import wave
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = ROOT / "tests" / "fixtures" / "fake_vllm_omni" / "cli.py"
+sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
+
+from make_weights import make_snapshot  # noqa: E402
+
+ACOUSTIC = "There is no module or parameter named 'acoustic_transformer' in MistralForCausalLM"
+ENCODER = "encode_waveforms requires encoder weights which are not available in the open-source checkpoint."
+SERVED = "mistralai/Voxtral-4B-TTS-2603"
+
+DEPLOY_CONFIG = """\
+async_chunk: true
+stages:
+  - stage_id: 0
+    gpu_memory_utilization: 0.3
+    max_model_len: 2048
+    max_num_seqs: 8
+  - stage_id: 1
+    gpu_memory_utilization: 0.05
+    max_model_len: 65536
+"""
+STAGE_CONFIG = """\
+async_chunk: true
+stage_args:
+  - stage_id: 0
+    engine_args:
+      gpu_memory_utilization: 0.8
+      max_model_len: 4096
+  - stage_id: 1
+    engine_args:
+      gpu_memory_utilization: 0.1
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Env:
+    """A weights snapshot, config files and a behaviour file in a temporary directory."""
+
+    def __init__(self, tmp_path: Path):
+        self.tmp = tmp_path
+        self.snapshot = make_snapshot(tmp_path / "hf")
+        self.deploy = tmp_path / "deploy.yaml"
+        self.deploy.write_text(DEPLOY_CONFIG)
+        self.stage = tmp_path / "stage.yaml"
+        self.stage.write_text(STAGE_CONFIG)
+        self.behaviour_file = tmp_path / "behaviour.json"
+        self.procs: list[subprocess.Popen] = []
+
+    def behaviour(self, **knobs) -> None:
+        self.behaviour_file.write_text(json.dumps(knobs))
+
+    def env(self, version: str, **extra) -> dict:
+        env = {k: v for k, v in os.environ.items() if k not in ("VLLM_API_KEY", "HF_HUB_OFFLINE")}
+        env.update(
+            VLLM_OMNI_FAKE_VERSION=version,
+            FAKE_VLLM_OMNI_BEHAVIOUR=str(self.behaviour_file),
+            HF_HUB_OFFLINE="1",
+            PYTHONDONTWRITEBYTECODE="1",
+        )
+        env.update(extra)
+        return env
+
+    def run(self, version: str, *args: str, **extra) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, str(CLI), *args],
+            env=self.env(version, **extra),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+    def serve_args(self, version: str, *extra: str) -> list[str]:
+        flag, config = ("--stage-configs-path", self.stage) if version < "0.20" else ("--deploy-config", self.deploy)
+        return [
+            "serve",
+            str(self.snapshot),
+            "--omni",
+            "--tokenizer-mode",
+            "mistral",
+            flag,
+            str(config),
+            *extra,
+        ]
+
+    def start(self, version: str, *extra: str, wait_healthy: bool = True, env: dict | None = None) -> int:
+        port = free_port()
+        args = [*self.serve_args(version), "--host", "127.0.0.1", "--port", str(port), *extra]
+        proc = subprocess.Popen(
+            [sys.executable, str(CLI), *args],
+            env=self.env(version, **(env or {})),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.procs.append(proc)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stdout.read()
+            try:
+                status, _, _ = request(port, "GET", "/health")
+            except OSError:
+                time.sleep(0.05)
+                continue
+            if status == 200 or not wait_healthy:
+                return port
+            time.sleep(0.05)
+        raise AssertionError("fake vllm-omni did not become healthy")
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=10)
+            if proc.stdout:
+                proc.stdout.close()
+
+
+@pytest.fixture
+def env(tmp_path):
+    environment = Env(tmp_path)
+    yield environment
+    environment.stop_all()
+
+
+def request(port: int, method: str, path: str, body=None, headers=None, timeout: float = 10):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        payload = json.dumps(body).encode() if body is not None else None
+        hdrs = {"Content-Type": "application/json"} if payload else {}
+        hdrs.update(headers or {})
+        conn.request(method, path, body=payload, headers=hdrs)
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+def speech_body(**overrides) -> dict:
+    body = {"model": SERVED, "input": "Hello from the fake Voxtral.", "voice": "neutral_female"}
+    body.update(overrides)
+    return body
+
+
+def expected_samples(text: str, speed: float = 1.0) -> int:
+    return round(max(0.5, len(text) * 0.06) / speed * 24000)
+
+
+# --- the command line --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["0.18.0", "0.30.0"])
+def test_help_lists_omni(env, version):
+    result = env.run(version, "--help")
+    assert result.returncode == 0
+    assert "--omni" in result.stdout
+
+
+def test_version_flag(env):
+    assert env.run("0.26.1", "--version").stdout.strip() == "0.26.1"
+
+
+@pytest.mark.parametrize("version", ["0.18.0", "0.26.0", "0.30.0"])
+def test_serve_without_omni_fails_like_plain_vllm(env, version):
+    args = [a for a in env.serve_args(version) if a != "--omni"]
+    result = env.run(version, *args)
+    assert result.returncode != 0
+    assert ACOUSTIC in result.stderr
+
+
+def test_018_rejects_deploy_config(env):
+    result = env.run("0.18.0", "serve", str(env.snapshot), "--omni", "--deploy-config", str(env.deploy))
+    assert result.returncode == 2
+    assert "unrecognized arguments: --deploy-config" in result.stderr
+
+
+@pytest.mark.parametrize("version", ["0.20.0", "0.26.0"])
+def test_new_layout_stage_configs_path_is_file_not_found(env, version):
+    result = env.run(
+        version, "serve", str(env.snapshot), "--omni", "--tokenizer-mode", "mistral",
+        "--stage-configs-path", str(env.stage),
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "FileNotFoundError" in result.stderr
+
+
+@pytest.mark.parametrize("version", ["0.28.0", "0.30.0"])
+def test_stage_configs_path_removed_from_028(env, version):
+    result = env.run(version, "serve", str(env.snapshot), "--omni", "--stage-configs-path", str(env.stage))
+    assert result.returncode == 2
+    assert "unrecognized arguments: --stage-configs-path" in result.stderr
+
+
+def test_config_file_must_exist(env):
+    result = env.run(
+        "0.30.0", "serve", str(env.snapshot), "--omni", "--tokenizer-mode", "mistral",
+        "--deploy-config", str(env.tmp / "absent.yaml"),
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "FileNotFoundError" in result.stderr and "absent.yaml" in result.stderr
+
+
+def test_deploy_config_must_have_the_new_shape(env):
+    result = env.run(
+        "0.30.0", "serve", str(env.snapshot), "--omni", "--tokenizer-mode", "mistral",
+        "--deploy-config", str(env.stage),
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "legacy stage_args" in result.stderr
+
+
+def test_stage_config_must_have_the_old_shape(env):
+    result = env.run(
+        "0.18.0", "serve", str(env.snapshot), "--omni", "--tokenizer-mode", "mistral",
+        "--stage-configs-path", str(env.deploy),
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "stage_args" in result.stderr
+
+
+def test_tokenizer_mode_mistral_required(env):
+    args = env.serve_args("0.30.0")
+    args[args.index("mistral")] = "auto"
+    result = env.run("0.30.0", *args)
+    assert result.returncode == 1
+    assert "--tokenizer-mode mistral" in result.stderr
+
+
+@pytest.mark.parametrize("missing", ["consolidated.safetensors", "params.json", "tekken.json", "voice_embedding"])
+def test_incomplete_snapshot_is_refused(env, missing):
+    snapshot = make_snapshot(env.tmp / "partial", omit=(missing,))
+    args = env.serve_args("0.30.0")
+    args[1] = str(snapshot)
+    result = env.run("0.30.0", *args)
+    assert result.returncode == 1
+    assert missing in result.stderr
+
+
+def test_hub_id_offline_without_cache_fails(env):
+    args = env.serve_args("0.30.0")
+    args[1] = SERVED
+    result = env.run("0.30.0", *args)
+    assert result.returncode == 1
+    assert "offline" in result.stderr
+
+
+def test_crash_at_start(env):
+    env.behaviour(crash_at_start=True)
+    result = env.run("0.30.0", *env.serve_args("0.30.0"), "--port", str(free_port()))
+    assert result.returncode == 1
+    assert "out of memory" in result.stderr
+
+
+# --- serving -----------------------------------------------------------------------------------
+
+
+def test_health_is_503_during_warmup_then_200(env):
+    env.behaviour(warmup_s=1.0)
+    port = env.start("0.30.0", wait_healthy=False)
+    status, _, body = request(port, "GET", "/health")
+    assert (status, json.loads(body)) == (503, {"status": "starting"})
+    status, _, _ = request(port, "POST", "/v1/audio/speech", speech_body())
+    assert status == 503
+    time.sleep(1.1)
+    status, _, body = request(port, "GET", "/health")
+    assert (status, json.loads(body)) == (200, {"status": "healthy"})
+
+
+def test_models_lists_the_served_name(env):
+    port = env.start("0.30.0", "--served-model-name", SERVED)
+    status, _, body = request(port, "GET", "/v1/models")
+    assert status == 200
+    model = json.loads(body)["data"][0]
+    assert model["id"] == SERVED
+    assert model["root"] == str(env.snapshot)
+    assert model["max_model_len"] == 2048
+
+
+@pytest.mark.parametrize("version", ["0.18.0", "0.30.0"])
+def test_speech_wav_is_valid_and_sized_by_the_text(env, version):
+    port = env.start(version, "--served-model-name", SERVED)
+    text = "The flight is on time, and Gemma is still serving."
+    status, headers, body = request(port, "POST", "/v1/audio/speech", speech_body(input=text))
+    assert status == 200, body
+    assert headers["Content-Type"] == "audio/wav"
+    with wave.open(io.BytesIO(body)) as wav:
+        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (24000, 1, 2)
+        assert wav.getnframes() == expected_samples(text)
+        frames = wav.readframes(wav.getnframes())
+    assert len(frames) == 2 * expected_samples(text)
+    assert any(frames), "silence"
+
+
+def test_speech_speed_shortens_audio(env):
+    port = env.start("0.30.0", "--served-model-name", SERVED)
+    text = "A somewhat longer sentence to make the speed visible."
+    _, _, body = request(port, "POST", "/v1/audio/speech", speech_body(input=text, response_format="pcm", speed=2.0))
+    assert len(body) == 2 * expected_samples(text, 2.0)
+
+
+def test_streamed_pcm_first_byte_after_the_configured_delay(env):
+    env.behaviour(first_audio_ms=300, rtf=0.05)
+    port = env.start("0.30.0", "--served-model-name", SERVED)
+    text = "Streaming raw audio, chunk by chunk."
+    body = speech_body(input=text, stream=True, stream_format="audio", response_format="pcm")
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    start = time.monotonic()
+    conn.request("POST", "/v1/audio/speech", body=json.dumps(body), headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+    assert response.status == 200
+    assert response.getheader("Transfer-Encoding") == "chunked"
+    assert response.getheader("Content-Type") == "audio/pcm"
+    first = response.read1(65536)
+    ttfb = time.monotonic() - start
+    rest = response.read()
+    conn.close()
+    assert first
+    assert 0.3 <= ttfb < 1.5
+    assert len(first) + len(rest) == 2 * expected_samples(text)
+
+
+def test_stream_true_alone_is_sse_from_024(env):
+    port = env.start("0.30.0", "--served-model-name", SERVED)
+    status, headers, body = request(port, "POST", "/v1/audio/speech", speech_body(stream=True, response_format="pcm"))
+    assert status == 200
+    assert headers["Content-Type"] == "text/event-stream"
+    assert body.decode().rstrip().endswith("data: [DONE]")
+
+
+def test_unknown_voice_and_model(env):
+    port = env.start("0.30.0", "--served-model-name", SERVED)
+    status, _, body = request(port, "POST", "/v1/audio/speech", speech_body(voice="samantha"))
+    assert status == 400 and "neutral_female" in json.loads(body)["message"]
+    status, _, _ = request(port, "POST", "/v1/audio/speech", speech_body(model="other"))
+    assert status == 404
+
+
+@pytest.mark.parametrize(("version", "status"), [("0.18.0", 500), ("0.30.0", 400)])
+def test_ref_audio_fails_with_the_real_error(env, version, status):
+    port = env.start(version, "--served-model-name", SERVED)
+    body = speech_body(ref_audio="data:audio/wav;base64,UklGRg==", voice=None)
+    got, _, payload = request(port, "POST", "/v1/audio/speech", body)
+    assert got == status
+    assert json.loads(payload)["message"] == ENCODER
+
+
+def test_ref_audio_works_with_encoder_weights(env):
+    env.behaviour(has_encoder_weights=True)
+    port = env.start("0.30.0", "--served-model-name", SERVED)
+    status, _, _ = request(port, "POST", "/v1/audio/speech", speech_body(ref_audio="data:audio/wav;base64,UklGRg=="))
+    assert status == 200
+
+
+def test_health_200_but_synthesis_fails(env):
+    env.behaviour(synthesis_fails=True, first_audio_ms=0)
+    port = env.start("0.30.0", "--served-model-name", SERVED)
+    assert request(port, "GET", "/health")[0] == 200
+    status, _, body = request(port, "POST", "/v1/audio/speech", speech_body())
+    assert status == 500 and "CUDA error" in json.loads(body)["message"]
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_api_key(env, how):
+    extra, environment = (["--api-key", "s3cret"], None) if how == "flag" else ([], {"VLLM_API_KEY": "s3cret"})
+    port = env.start("0.30.0", "--served-model-name", SERVED, *extra, env=environment)
+    assert request(port, "GET", "/health")[0] == 200  # /health stays open, as in vLLM
+    assert request(port, "GET", "/v1/models")[0] == 401
+    assert request(port, "GET", "/v1/models", headers={"Authorization": "Bearer s3cret"})[0] == 200
+
+
+def test_sigterm_stops_cleanly_and_logs_the_stages(env):
+    port = env.start("0.30.0")
+    proc = env.procs[-1]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    output = proc.stdout.read()
+    assert "stage 0: gpu_memory_utilization=0.3 max_model_len=2048 max_num_seqs=8" in output
+    assert f"Starting vLLM API server on http://127.0.0.1:{port}" in output
