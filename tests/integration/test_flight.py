@@ -216,7 +216,8 @@ def test_controller_dies_after_the_pause_and_the_guard_restores_gemma(flight, tm
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 600
-        while not flight.state().get("gemma", {}).get("paused"):
+        # The pause records itself before it stops the unit: wait for both.
+        while not (flight.state().get("gemma", {}).get("paused") and not flight.is_active("gemma.service")):
             assert deploy.poll() is None, Path(log.name).read_text()[-3000:]
             assert time.monotonic() < deadline, "Gemma was never paused"
             time.sleep(1)
