@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 ENV := source scripts/env.sh &&
-SCENARIOS ?= default default-arm64
+SCENARIOS ?= $(notdir $(wildcard molecule/*))
 
 .PHONY: setup test lint unit molecule demo clean-images
 

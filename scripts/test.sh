@@ -1,59 +1,70 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: lint, pytest (unit + integration through ansible-runner),
-# the gate's tests again on Debian 12's httpx, and every molecule scenario (real systemd in podman).
-# Every part runs even when an earlier one fails; the last line sums them up.
+# The whole test suite, as CI runs it: lint, pytest (unit + integration through ansible-runner), the
+# gate's tests again on Debian 12's httpx, and every molecule scenario (real systemd in podman).
+# Two lanes run side by side — pytest, and the molecule scenarios one after another — because both
+# mostly wait on simulated hosts (SSH round trips, service start-ups); each lane's output is printed
+# whole when it ends. Every part runs even when an earlier one fails; the last line sums them up.
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$VOXTRAL_ROOT"
 reports="$VOXTRAL_CACHE/test-reports"
 rm -rf "$reports" && mkdir -p "$reports"
-passed=0
-failed=0
-failed_parts=()
-part() {  # part NAME COMMAND...: run one part, count it
-  local name="$1"; shift
+
+part() {  # part NAME COMMAND...: run one part, say how it went; returns its status
+  local name="$1" start=$SECONDS status=0
+  shift
   printf '\n==== %s\n' "$name"
-  local start=$SECONDS
-  if "$@"; then
-    printf '==== %s: ok (%ss)\n' "$name" $((SECONDS - start))
-  else
-    printf '==== %s: FAILED (%ss)\n' "$name" $((SECONDS - start))
-    failed_parts+=("$name")
-  fi
-}
-count_junit() {  # adds a junit report's test counts to the totals
-  local counts
-  counts="$(python3 - "$1" <<'PY'
-import sys, xml.etree.ElementTree as ET
-tests = failures = 0
-for suite in ET.parse(sys.argv[1]).getroot().iter("testsuite"):
-    tests += int(suite.get("tests", 0)) - int(suite.get("skipped", 0))
-    failures += int(suite.get("failures", 0)) + int(suite.get("errors", 0))
-print(tests - failures, failures)
-PY
-)" || return 0
-  passed=$((passed + ${counts% *}))
-  failed=$((failed + ${counts#* }))
+  "$@" || status=$?
+  printf '==== %s: %s (%ss)\n' "$name" "$([ $status -eq 0 ] && echo ok || echo FAILED)" $((SECONDS - start))
+  return $status
 }
 
-part lint scripts/lint.sh
-part pytest pytest -q -p no:cacheprovider --junitxml="$reports/pytest.xml" tests/unit tests/integration
-[ -f "$reports/pytest.xml" ] && count_junit "$reports/pytest.xml"
-if [ -x .cache/venv-compat/bin/pytest ] && ls tests/unit/test_latency_gate*.py >/dev/null 2>&1; then
+molecule_lane() {  # one line per scenario in $reports/molecule.results: "<scenario> <status>"
+  for scenario_dir in molecule/*/; do
+    scenario="$(basename "$scenario_dir")"
+    status=0
+    part "molecule $scenario" molecule test -s "$scenario" || status=$?
+    echo "$scenario $status" >> "$reports/molecule.results"
+  done
+}
+
+failed_parts=()
+part lint scripts/lint.sh || failed_parts+=(lint)
+
+molecule_lane > "$reports/molecule.log" 2>&1 &
+molecule_pid=$!
+
+part pytest pytest -q -p no:cacheprovider --junitxml="$reports/pytest.xml" tests/unit tests/integration \
+  || failed_parts+=(pytest)
+if [ -x .cache/venv-compat/bin/pytest ]; then
   part "gate on Debian 12 httpx" .cache/venv-compat/bin/pytest -q -p no:cacheprovider \
-    --junitxml="$reports/compat.xml" tests/unit/test_latency_gate.py tests/unit/test_latency_stats.py
-  [ -f "$reports/compat.xml" ] && count_junit "$reports/compat.xml"
+    --junitxml="$reports/compat.xml" tests/unit/test_latency_gate.py tests/unit/test_latency_stats.py \
+    || failed_parts+=("gate on Debian 12 httpx")
 fi
-for scenario_dir in molecule/*/; do
-  scenario="$(basename "$scenario_dir")"
-  if part "molecule $scenario" molecule test -s "$scenario"; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-  fi
-done
 
-printf '\n'
-[ ${#failed_parts[@]} -eq 0 ] || printf 'failed parts: %s\n' "${failed_parts[*]}"
-printf 'summary: %d passed, %d failed\n' "$passed" "$failed"
+wait "$molecule_pid"
+cat "$reports/molecule.log"
+while read -r scenario status; do
+  [ "$status" = 0 ] || failed_parts+=("molecule $scenario")
+done < "$reports/molecule.results"
+
+# Totals: pytest's test cases from its junit reports, plus one per molecule scenario.
+[ ${#failed_parts[@]} -eq 0 ] || printf '\nfailed parts: %s\n' "${failed_parts[*]}"
+# A failed part with no failed test case in it (lint, a crashed run) still counts as one failure.
+python3 - "$reports" "${#failed_parts[@]}" <<'PY'
+import pathlib, sys, xml.etree.ElementTree as ET
+reports, failed_parts = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+passed = failed = 0
+for report in reports.glob("*.xml"):
+    for suite in ET.parse(report).getroot().iter("testsuite"):
+        bad = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+        passed += int(suite.get("tests", 0)) - int(suite.get("skipped", 0)) - bad
+        failed += bad
+for line in (reports / "molecule.results").read_text().splitlines():
+    ok = line.split()[1] == "0"
+    passed, failed = passed + ok, failed + (not ok)
+if failed_parts and not failed:
+    failed = failed_parts
+print(f"\nsummary: {passed} passed, {failed} failed")
+PY
 [ ${#failed_parts[@]} -eq 0 ]
