@@ -1,0 +1,321 @@
+#!/usr/bin/python
+"""Read and update the host's flight state file (the only writer of state.json)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: flight_state
+short_description: Read and update the per-host flight state file
+description:
+  - The one writer of the host's flight state, a JSON object of sections (C(gemma), C(flight_guard),
+    C(release), ...), each an object of keys. Rollback must work from this file alone, from another
+    controller, days later.
+  - O(state=present) removes O(remove_keys) from the top-level O(section), then merges O(data) into it
+    (a shallow merge, key by key). O(state=absent) removes O(section). O(state=read) only reads.
+  - The file is written atomically (a temporary file in the same directory, fsync, rename, fsync of the
+    directory) under an exclusive lock on C(<path>.lock), and only when its content changes.
+  - Timestamps are given by the caller, so idempotency stays in the caller's hands; O(stamp) adds the
+    host's current UTC time under a key, but only when the section changes.
+options:
+  path:
+    description: Path of the state file. Its parent directory is created (0755) when missing.
+    type: path
+    default: /var/lib/voxtral-deploy/state.json
+  section:
+    description: Top-level key the update applies to. Required unless O(state=read).
+    type: str
+  data:
+    description: Keys to set in O(section) (shallow merge; a key set to null is stored as null).
+    type: dict
+    default: {}
+  remove_keys:
+    description:
+      - Keys to remove from O(section) before O(data) is merged, so that a key in both ends up with its new
+        value (forget the last flight's keys, set these). Absent keys are ignored.
+    type: list
+    elements: str
+    default: []
+  replace:
+    description: Replace the whole section with O(data) instead of merging into it.
+    type: bool
+    default: false
+  stamp:
+    description:
+      - Name of a key that receives the host's current UTC time (ISO 8601, C(2026-04-14T17:30:00Z))
+        when, and only when, the update changes the section. Ignored for O(state=absent) and O(state=read).
+    type: str
+  state:
+    description:
+      - V(present) merges, V(absent) removes O(section), V(read) returns the file's content and never
+        changes anything (a missing file reads as an empty object).
+    type: str
+    choices: [present, absent, read]
+    default: present
+  mode:
+    description: Permissions of the state file.
+    type: raw
+    default: "0644"
+notes:
+  - Supports check mode (reports what would change, writes nothing) and diff mode (the whole file as
+    JSON, before and after).
+  - A file that is not a JSON object is never overwritten; the module fails and names it.
+author:
+  - voxtral-deploy contributors
+"""
+
+EXAMPLES = r"""
+- name: Record the Gemma baseline
+  flight_state:
+    section: gemma
+    data:
+      baseline_p50_ms: 190.4
+      baseline_url: http://127.0.0.1:8000/v1/chat/completions
+    stamp: baseline_at
+
+- name: Read the state (rollback from another controller)
+  flight_state:
+    state: read
+  register: flight
+
+- name: Use the recorded baseline
+  ansible.builtin.debug:
+    msg: "{{ flight.state_data.gemma.baseline_p50_ms }}"
+
+- name: Forget the guard section
+  flight_state:
+    section: flight_guard
+    state: absent
+"""
+
+RETURN = r"""
+state_data:
+  description: The whole state after the update (in check mode, what it would be).
+  returned: always
+  type: dict
+  sample: {"gemma": {"baseline_p50_ms": 190.4, "baseline_at": "2026-04-14T17:30:00Z"}}
+section_data:
+  description: The content of O(section) after the update (empty when absent or no section given).
+  returned: always
+  type: dict
+exists:
+  description: Whether the file existed before the task.
+  returned: always
+  type: bool
+path:
+  description: The state file's path.
+  returned: always
+  type: str
+stamped:
+  description: The timestamp written under O(stamp), when one was written.
+  returned: when O(stamp) was given and the section changed
+  type: str
+  sample: "2026-04-14T17:30:00Z"
+"""
+
+import copy
+import datetime
+import fcntl
+import json
+import os
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+
+def utc_now_iso() -> str:
+    """The current UTC time, to the second, in the form the state file uses everywhere."""
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def dump(data: dict) -> str:
+    """Stable, human-readable serialisation: equal content gives equal text."""
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+class FlightStateError(Exception):
+    """A state file the module refuses to touch (not JSON, not an object, ...)."""
+
+
+class FlightState:
+    """Loads, changes and atomically writes the state file."""
+
+    def __init__(self, module: AnsibleModule):
+        self.module = module
+        self.params = module.params
+        self.path = self.params["path"]
+        self.lock_fd: int | None = None
+
+    # -- reading -----------------------------------------------------------------------------------
+    def load(self) -> tuple[dict, bool]:
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                text = handle.read()
+        except FileNotFoundError:
+            return {}, False
+        if not text.strip():
+            return {}, True
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise FlightStateError(f"{self.path} is not valid JSON ({exc}); refusing to overwrite it") from exc
+        if not isinstance(data, dict):
+            raise FlightStateError(
+                f"{self.path} holds a JSON {type(data).__name__}, not an object; refusing to overwrite it"
+            )
+        return data, True
+
+    # -- changing ----------------------------------------------------------------------------------
+    def updated(self, before: dict) -> tuple[dict, str | None]:
+        """The state after the requested change, and the stamp written (if any)."""
+        state = self.params["state"]
+        section = self.params["section"]
+        after = copy.deepcopy(before)
+        if state == "absent":
+            after.pop(section, None)
+            return after, None
+        current = before.get(section, {})
+        if current is None:
+            current = {}
+        if not isinstance(current, dict):
+            raise FlightStateError(
+                f"section {section!r} in {self.path} is a JSON {type(current).__name__}, not an object"
+            )
+        new = {} if self.params["replace"] else copy.deepcopy(current)
+        for key in self.params["remove_keys"]:
+            new.pop(key, None)
+        new.update(copy.deepcopy(self.params["data"]))
+        stamped = None
+        stamp = self.params["stamp"]
+        if stamp and (new != current or section not in before):
+            stamped = utc_now_iso()
+            new[stamp] = stamped
+        after[section] = new
+        return after, stamped
+
+    # -- writing -----------------------------------------------------------------------------------
+    def lock(self) -> None:
+        """Serialise writers (this module and the flight guard's script) on <path>.lock."""
+        self.lock_fd = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self.lock_fd, fcntl.LOCK_EX)
+
+    def unlock(self) -> None:
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
+            self.lock_fd = None
+
+    def file_mode(self) -> int:
+        mode = self.params["mode"]
+        if isinstance(mode, int):
+            return mode
+        try:
+            return int(str(mode), 8)
+        except ValueError as exc:
+            raise FlightStateError(f"mode {mode!r} is not an octal number such as '0644'") from exc
+
+    def write(self, data: dict) -> None:
+        directory = os.path.dirname(self.path) or "."
+        handle, temp_path = tempfile.mkstemp(prefix=".state.", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(dump(data))
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(temp_path, self.file_mode())
+            os.replace(temp_path, self.path)
+        except BaseException:
+            if os.path.exists(temp_path):
+                os.unlink(temp_path)
+            raise
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def mode_differs(self) -> bool:
+        try:
+            return (os.stat(self.path).st_mode & 0o7777) != self.file_mode()
+        except FileNotFoundError:
+            return False
+
+    # -- the task --------------------------------------------------------------------------------
+    def run(self) -> dict:
+        state = self.params["state"]
+        section = self.params["section"]
+        result: dict = {"changed": False, "path": self.path}
+
+        if state == "read":
+            data, exists = self.load()
+            result.update(
+                state_data=data,
+                section_data=(data.get(section) or {}) if section else {},
+                exists=exists,
+            )
+            return result
+
+        directory = os.path.dirname(self.path) or "."
+        writing = not self.module.check_mode
+        if writing and state == "present" and not os.path.isdir(directory):
+            os.makedirs(directory, mode=0o755, exist_ok=True)
+            result["changed"] = True
+        if writing and os.path.isdir(directory):
+            self.lock()
+        try:
+            before, exists = self.load()
+            after, stamped = self.updated(before)
+            content_changes = after != before or (not exists and state == "present")
+            if content_changes:
+                result["changed"] = True
+                if writing:
+                    self.write(after)
+            elif self.mode_differs():
+                result["changed"] = True
+                if writing:
+                    os.chmod(self.path, self.file_mode())
+        finally:
+            self.unlock()
+
+        result.update(
+            state_data=after,
+            section_data=after.get(section) or {},
+            exists=exists,
+        )
+        if stamped and content_changes:
+            result["stamped"] = stamped
+        if self.module._diff:
+            result["diff"] = {
+                "before": dump(before) if exists else "",
+                "after": dump(after) if exists or content_changes else "",
+                "before_header": self.path,
+                "after_header": self.path,
+            }
+        return result
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "path": {"type": "path", "default": "/var/lib/voxtral-deploy/state.json"},
+            "section": {"type": "str"},
+            "data": {"type": "dict", "default": {}},
+            "remove_keys": {"type": "list", "elements": "str", "default": [], "no_log": False},
+            "replace": {"type": "bool", "default": False},
+            "stamp": {"type": "str"},
+            "state": {"type": "str", "choices": ["present", "absent", "read"], "default": "present"},
+            "mode": {"type": "raw", "default": "0644"},
+        },
+        required_if=[("state", "present", ["section"]), ("state", "absent", ["section"])],
+        supports_check_mode=True,
+    )
+    try:
+        result = FlightState(module).run()
+    except FlightStateError as exc:
+        module.fail_json(msg=str(exc), path=module.params["path"])
+    except OSError as exc:
+        module.fail_json(msg=f"cannot update {module.params['path']}: {exc}", path=module.params["path"])
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
