@@ -11,7 +11,7 @@ description:
   - While another run holds a lock younger than O(stale_after_minutes), taking it fails with a message
     naming the holder and its age. An older lock is taken over (its controller is presumed dead) and the
     result says so.
-  - Taking and releasing report C(changed=false): the lock is bookkeeping for the length of one run,
+  - Taking and releasing report C(changed=false). The lock is bookkeeping for the length of one run,
     not host configuration, and a run that leaves no other trace must stay idempotent.
   - In check mode the lock is checked (a held lock still refuses) but nothing is written.
 options:

@@ -103,7 +103,7 @@ EXAMPLES = r"""
       - pr: 2405
         head_sha: 42744c3d
         superseded_from: "0.20.0"
-        reason: the same fix shipped as #3232 in 0.20.0
+        reason: "the same fix shipped as #3232 in 0.20.0"
       - pr: 2790
         superseded_from: "0.28.0"
         reason: serving_speech.py code moved to tts_adapters/voxtral.py
