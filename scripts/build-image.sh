@@ -2,7 +2,8 @@
 # Builds the systemd test image for one architecture (x86_64 | arm64) with debootstrap, from the
 # Debian mirror this machine's apt already uses, and imports it into podman as
 # localhost/voxtral-spark:<arch>-<recipe hash>. Skipped when that tag exists: the image is rebuilt
-# only when this recipe, its package list or the test SSH key changes.
+# only when this recipe or its package list changes. The test SSH key is not baked in: instances
+# mount it as root's authorized_keys, so a fresh clone on the same machine reuses the images.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 arch="${1:?usage: build-image.sh x86_64|arm64}"
@@ -10,7 +11,7 @@ arch="${1:?usage: build-image.sh x86_64|arm64}"
 # What a DGX OS host has that the roles rely on (systemd as PID 1, Python with venv/httpx/apt
 # bindings, git, sshd) and nothing else.
 PACKAGES=systemd,systemd-sysv,dbus,python3,python3-venv,python3-apt,python3-httpx,sudo,procps,iproute2,curl,ca-certificates,openssh-server,git
-recipe_hash="$(cat "$0" "$VOXTRAL_SSH_KEY.pub" | sha256sum | cut -c1-12)"
+recipe_hash="$(sha256sum "$0" | cut -c1-12)"
 tag="localhost/voxtral-spark:${arch}-${recipe_hash}"
 tagfile="$VOXTRAL_CACHE/image-${arch}.tag"
 
@@ -49,9 +50,9 @@ for unit in systemd-binfmt.service proc-sys-fs-binfmt_misc.automount proc-sys-fs
   getty@tty1.service console-getty.service; do
   ln -sf /dev/null "$rootfs/etc/systemd/system/$unit"
 done
-# Root is reached over SSH with the test key only, as a real Spark is reached.
+# Root is reached over SSH with the test key only (mounted at /root/.ssh/authorized_keys by each
+# instance), as a real Spark is reached.
 install -d -m 0700 "$rootfs/root/.ssh"
-install -m 0600 "$VOXTRAL_SSH_KEY.pub" "$rootfs/root/.ssh/authorized_keys"
 printf 'PasswordAuthentication no\nPermitRootLogin prohibit-password\nUseDNS no\n' \
   > "$rootfs/etc/ssh/sshd_config.d/voxtral-tests.conf"
 ln -sf /lib/systemd/system/ssh.service "$rootfs/etc/systemd/system/multi-user.target.wants/ssh.service"

@@ -78,7 +78,7 @@ CONF
 mv "$CONTAINERS_CONF.new" "$CONTAINERS_CONF"
 mv "$CONTAINERS_STORAGE_CONF.new" "$CONTAINERS_STORAGE_CONF"
 
-# The key the test instances trust for root (baked into the image, so part of its recipe hash).
+# The key the test instances trust for root (each instance mounts the public half).
 if [ ! -f "$VOXTRAL_SSH_KEY" ]; then
   mkdir -p "$(dirname "$VOXTRAL_SSH_KEY")"
   ssh-keygen -q -t ed25519 -N '' -C voxtral-deploy-tests -f "$VOXTRAL_SSH_KEY"

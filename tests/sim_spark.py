@@ -62,7 +62,8 @@ def start(name, image=None, port=None):
     stop(name)
     podman(
         "run", "-d", "--name", name, "--hostname", name, "--systemd", "always", "--network", "slirp4netns",
-        "-p", f"127.0.0.1:{port}:22", "--cap-add", "SYS_ADMIN", image, "/lib/systemd/systemd",
+        "-p", f"127.0.0.1:{port}:22", "--cap-add", "SYS_ADMIN",
+        "-v", f"{key}.pub:/root/.ssh/authorized_keys:ro", image, "/lib/systemd/systemd",
     )  # fmt: skip
     try:
         wait_for_ssh(port, key)
