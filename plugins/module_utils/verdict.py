@@ -1,0 +1,718 @@
+"""The verdict of a run (the seed's verdict JSON, written for every run) and the pages made from it.
+
+Pure standard library, shipped with the ``flight_verdict`` module (``from ansible.module_utils.verdict import
+...``). Statistics come from ``latency_stats`` (the gate's own), never from a second implementation.
+
+Inputs are what the playbooks already hold: the phases they recorded (status and error), the host's flight
+state read before and after the run, the release the run built, and the ``tts_benchmark`` role's result.
+``schemas/verdict.schema.json`` describes the output; the tests validate produced verdicts against it.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+
+from ansible.module_utils.latency_stats import summarize
+
+SCHEMA_VERSION = 1
+VERDICTS = ("go", "no-go", "deferred")
+STATUSES = ("passed", "failed", "skipped", "not_run")
+KINDS = ("flight", "benchmark")
+
+# The seed's phases (shared/seed/): 0 baseline, 1-2 the runtime started, 3 benchmark, 4 A/B, 5 post-flight.
+PHASES = (
+    ("deploy", "0-2", "Gemma baseline, vllm-omni build, Gemma paused, Voxtral started and gated"),
+    ("benchmark", "3", "benchmark utterances against Voxtral"),
+    ("ab", "4", "A/B against the current TTS"),
+    ("rollback", "5", "post-flight: Voxtral stopped, Gemma restored and gated against its baseline"),
+)
+PHASE_NAMES = tuple(name for name, _, _ in PHASES)
+SEED_PHASES = {name: seed for name, seed, _ in PHASES}
+# The phases a kind of run is made of; the others are "not_run" and make a clean run "deferred".
+KIND_PHASES = {
+    "flight": ("deploy", "benchmark", "ab", "rollback"),
+    "benchmark": ("benchmark", "ab"),
+}
+# The seed calls pausing Gemma for the flight "pause-gemma".
+USER_MODES = {"pause": "pause-gemma", "coexist": "coexist"}
+MS = 3
+UNITLESS = 4
+
+
+def _changed(after: dict, before: dict, key: str) -> bool:
+    """Whether the run wrote ``key`` (a timestamp): present after it and different from before it."""
+    return after.get(key) is not None and after.get(key) != before.get(key)
+
+
+def _number(value, ndigits: int | None = None):
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if math.isnan(number):
+        return None
+    return round(number, ndigits) if ndigits is not None else number
+
+
+def _bool(value):
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "yes", "1")
+    return bool(value)
+
+
+# -- the sections of the verdict ---------------------------------------------------------------------------
+
+
+def gemma_impact(state_before: dict | None, state_after: dict | None, gemma_mode: str | None) -> dict:
+    """What the run cost Gemma, from the host's state file before and after it.
+
+    Only what this run wrote counts: a post-flight gate or a baseline recorded by an earlier run (same
+    timestamp before and after) is not this run's. ``outage_duration_minutes`` is the outage this run ended
+    by restoring Gemma (``paused_before_this_run`` when an earlier run paused it), 0 when Gemma served
+    throughout, and null while Gemma is still paused (the outage has not ended).
+    """
+    before = (state_before or {}).get("gemma") or {}
+    after = (state_after or {}).get("gemma") or {}
+    paused_now = bool(after.get("paused"))
+    paused_this_run = _changed(after, before, "paused_at")
+    post_flight_this_run = _changed(after, before, "post_flight_at")
+
+    # The outage this run ended (its own pause, or one an earlier run left behind), none while Gemma is still
+    # paused (it has not ended), and 0 when Gemma was serving throughout.
+    outage_seconds = None
+    if not paused_now:
+        if _changed(after, before, "restored_at"):
+            outage_seconds = _number(after.get("outage_seconds"))
+        elif not paused_this_run:
+            outage_seconds = 0.0
+
+    post = after if post_flight_this_run else {}
+    return {
+        "baseline_p50_ms": _number(after.get("baseline_p50_ms"), MS),
+        "baseline_at": after.get("baseline_at"),
+        "baseline_from_this_run": _changed(after, before, "baseline_at"),
+        "abort_threshold_ms": _number(after.get("abort_threshold_ms"), MS),
+        "post_flight_p50_ms": _number(post.get("post_flight_p50_ms"), MS),
+        "post_flight_at": post.get("post_flight_at"),
+        "drift_ratio": _number(post.get("drift_ratio"), UNITLESS),
+        "outage_seconds": outage_seconds,
+        "outage_duration_minutes": round(outage_seconds / 60, 2) if outage_seconds is not None else None,
+        "paused_now": paused_now,
+        "paused_at": after.get("paused_at") if (paused_now or outage_seconds) else None,
+        "paused_before_this_run": bool(paused_now or outage_seconds) and not paused_this_run,
+        "user_mode": USER_MODES.get(gemma_mode or "", gemma_mode or None),
+        "post_flight_gate_passed": _bool(post.get("post_flight_gate_passed")) if post else None,
+    }
+
+
+def build_info(release: dict | None, requested: dict | None = None) -> dict:
+    """The vllm-omni build: version, ref, SHA and each PR applied or skipped, and why (release.json)."""
+    requested = {k: v for k, v in (requested or {}).items() if v not in (None, "")}
+    if not release:
+        return {
+            "built": False,
+            "vllm_omni_version": None,
+            "ref": None,
+            "sha": None,
+            "profile": requested.get("profile"),
+            "release": None,
+            "patches": [],
+            "requested": requested,
+        }
+    patches = []
+    for patch in release.get("patches") or []:
+        status = patch.get("status")
+        patches.append(
+            {
+                "pr": patch.get("pr"),
+                "status": status,
+                "applied": status == "applied",
+                "reason": patch.get("reason"),
+                "head_sha": patch.get("head_sha"),
+            }
+        )
+    return {
+        "built": True,
+        "vllm_omni_version": release.get("vllm_omni_version") or release.get("version"),
+        "ref": release.get("ref"),
+        "sha": release.get("sha"),
+        "patched_sha": release.get("patched_sha"),
+        "profile": release.get("profile"),
+        "release": release.get("release"),
+        "vllm_version": release.get("vllm_version"),
+        "stage_config_flag": release.get("stage_config_flag"),
+        "built_at": release.get("built_at"),
+        "patches": patches,
+        "requested": requested,
+    }
+
+
+def _ok_samples(runs: list, concurrency: int | None = None) -> list:
+    samples = []
+    for run in runs or []:
+        if concurrency is not None and run.get("concurrency") != concurrency:
+            continue
+        samples.extend(s for s in run.get("samples") or [] if s.get("ok", True))
+    return samples
+
+
+def pooled(runs: list, concurrency: int | None = None) -> dict:
+    """Every successful request of ``runs`` (at one concurrency, or all) as latency_stats summaries."""
+    samples = _ok_samples(runs, concurrency)
+    requests = sum(int(r.get("requests") or 0) for r in runs or [] if concurrency in (None, r.get("concurrency")))
+    ok = sum(int(r.get("ok") or 0) for r in runs or [] if concurrency in (None, r.get("concurrency")))
+    return {
+        "requests": requests,
+        "errors": requests - ok,
+        "ttfa_ms": summarize((s.get("ttfb_ms") for s in samples), MS),
+        "total_ms": summarize((s.get("total_ms") for s in samples), MS),
+        "audio_seconds": summarize((s.get("audio_seconds") for s in samples), UNITLESS),
+        "rtf": summarize((s.get("rtf") for s in samples), UNITLESS),
+    }
+
+
+def concurrency_levels(runs: list) -> list:
+    return sorted({int(r["concurrency"]) for r in runs or [] if r.get("concurrency") is not None})
+
+
+def voxtral_figures(benchmark: dict | None, state_after: dict | None, run_id: str | None) -> dict:
+    """Voxtral's headline figures (lowest concurrency of the benchmark, else the deploy gate) and the detail."""
+    voxtral_state = (state_after or {}).get("voxtral") or {}
+    deploy_gate = None
+    if voxtral_state.get("run_id") == run_id and voxtral_state.get("ttfa_p50_ms") is not None:
+        deploy_gate = {
+            "ttfa_p50_ms": _number(voxtral_state.get("ttfa_p50_ms"), MS),
+            "ttfa_p95_ms": _number(voxtral_state.get("ttfa_p95_ms"), MS),
+            "rtf_p50": _number(voxtral_state.get("rtf_p50"), UNITLESS),
+        }
+    runs = (benchmark or {}).get("runs") or []
+    levels = concurrency_levels(runs)
+    per_concurrency = {str(level): pooled(runs, level) for level in levels}
+    figures = {
+        "ttfa_p50_ms": None,
+        "ttfa_p95_ms": None,
+        "rtf_p50": None,
+        "source": None,
+        "per_concurrency": per_concurrency,
+        "deploy_gate": deploy_gate,
+        "endpoint": (benchmark or {}).get("endpoint"),
+    }
+    headline = per_concurrency.get(str(levels[0])) if levels else None
+    if headline and headline["ttfa_ms"]["count"]:
+        figures.update(
+            ttfa_p50_ms=headline["ttfa_ms"]["p50"],
+            ttfa_p95_ms=headline["ttfa_ms"]["p95"],
+            rtf_p50=headline["rtf"]["p50"],
+            source=f"benchmark, concurrency {levels[0]}, {headline['ttfa_ms']['count']} requests",
+        )
+    elif deploy_gate:
+        figures.update(
+            ttfa_p50_ms=deploy_gate["ttfa_p50_ms"],
+            ttfa_p95_ms=deploy_gate["ttfa_p95_ms"],
+            rtf_p50=deploy_gate["rtf_p50"],
+            source="deploy gate",
+        )
+    return figures
+
+
+def ab_section(benchmark: dict | None, files: dict) -> dict:
+    ab = (benchmark or {}).get("ab")
+    if not ab:
+        return {"configured": False, "label": None, "url": None, "listener_verdict": None, "figures": None}
+    figures = pooled(ab.get("runs") or [])
+    return {
+        "configured": True,
+        "label": ab.get("label"),
+        "url": ab.get("url"),
+        "page": files.get("ab_html"),
+        "sheet": files.get("ab_md"),
+        # No invented quality score: the listener writes theirs into ab.md.
+        "listener_verdict": None,
+        "figures": {
+            "requests": figures["requests"],
+            "errors": figures["errors"],
+            "ttfa_p50_ms": figures["ttfa_ms"]["p50"],
+            "total_p50_ms": figures["total_ms"]["p50"],
+            "rtf_p50": figures["rtf"]["p50"],
+        },
+    }
+
+
+def references(benchmark: dict | None) -> dict:
+    benchmark = benchmark or {}
+    endpoint = benchmark.get("endpoint") or {}
+    ab = benchmark.get("ab") or {}
+    utterances = benchmark.get("utterances") or []
+    return {
+        "voxtral_voice": endpoint.get("voice"),
+        "voxtral_voice_kind": endpoint.get("voice_kind"),
+        "voxtral_voice_note": endpoint.get("voice_note"),
+        "ab_reference": ab.get("reference") or None,
+        "utterances_source": benchmark.get("utterances_source"),
+        "utterances": [
+            {"id": u.get("id"), "length": u.get("length"), "chars": len(u.get("text") or "")} for u in utterances
+        ],
+    }
+
+
+# -- phases and the decision ------------------------------------------------------------------------------
+
+
+def _phase(record: dict | None, default_status: str = "not_run") -> dict:
+    record = dict(record or {})
+    status = record.get("status") or default_status
+    if status not in STATUSES:
+        raise ValueError(f"phase status must be one of {', '.join(STATUSES)}, got {status!r}")
+    return {
+        "status": status,
+        "error": record.get("error") or None,
+        "note": record.get("note") or None,
+        "started_at": record.get("started_at"),
+        "finished_at": record.get("finished_at"),
+    }
+
+
+def normalise_phases(phases: dict | None, benchmark: dict | None, kind: str) -> dict:
+    """Every phase with a status; the benchmark phase split into Voxtral's part (3) and the A/B part (4)."""
+    phases = dict(phases or {})
+    unknown = set(phases) - set(PHASE_NAMES)
+    if unknown:
+        raise ValueError(f"unknown phases {sorted(unknown)}: expected {', '.join(PHASE_NAMES)}")
+    out = {name: _phase(phases.get(name)) for name in PHASE_NAMES}
+    for name in PHASE_NAMES:
+        if name not in KIND_PHASES[kind] and name not in phases:
+            out[name]["note"] = f"not part of a {kind} run"
+
+    bench = out["benchmark"]
+    ab = (benchmark or {}).get("ab")
+    if "ab" not in phases:
+        if bench["status"] in ("skipped", "not_run"):
+            out["ab"].update(status=bench["status"], note=bench["note"])
+        elif benchmark is not None and not ab:
+            out["ab"].update(status="skipped", note="no second TTS endpoint configured (tts_benchmark_ab_url)")
+        elif ab and ab.get("ran") is False:
+            out["ab"].update(status="skipped", note="the benchmark failed before the A/B")
+        elif ab:
+            ab_failures = ab.get("failures") or []
+            out["ab"].update(
+                status="failed" if ab_failures else "passed",
+                error="; ".join(ab_failures) or None,
+                note="objective figures only; the listener's verdict goes into ab.md",
+            )
+        elif bench["status"] == "failed":
+            out["ab"].update(status="skipped", note="the benchmark failed before the A/B")
+    # A benchmark run whose own (Voxtral) part passed failed in its A/B part: the failure is phase 4's.
+    if (
+        bench["status"] == "failed"
+        and benchmark is not None
+        and benchmark.get("endpoint_passed")
+        and out["ab"]["status"] == "failed"
+    ):
+        bench.update(status="passed", error=None)
+    for name in PHASE_NAMES:
+        out[name]["seed_phase"] = SEED_PHASES[name]
+    return out
+
+
+def decide(
+    phases: dict, impact: dict, kind: str, provisional: bool = False
+) -> tuple[str, list, str | None, str | None]:
+    """(verdict, reasons, failed phase, error). Any failed phase is a no-go; a clean but partial run is deferred."""
+    if provisional:
+        return (
+            "no-go",
+            [
+                "the run did not finish: the controller stopped or lost the host before writing the final verdict;"
+                " the dead-man's switch restores Gemma at its deadline, and rollback-voxtral.yml gives the box back"
+            ],
+            None,
+            "run did not finish",
+        )
+    failed = [name for name in PHASE_NAMES if phases[name]["status"] == "failed"]
+    if failed:
+        reasons = [
+            f"phase {name} ({phases[name]['seed_phase']}) failed: {phases[name]['error'] or '?'}" for name in failed
+        ]
+        return "no-go", reasons, failed[0], phases[failed[0]]["error"]
+    if impact.get("post_flight_gate_passed") is False:
+        return (
+            "no-go",
+            ["Gemma's post-flight gate failed: p50 above the allowed multiple of its baseline"],
+            "rollback",
+            "post-flight gate failed",
+        )
+    missing = [n for n in KIND_PHASES[kind] if phases[n]["status"] == "not_run"]
+    outside = [n for n in PHASE_NAMES if n not in KIND_PHASES[kind]]
+    if missing or kind != "flight":
+        reasons = []
+        if missing:
+            reasons.append(f"phases not run: {', '.join(missing)}")
+        if outside:
+            reasons.append(
+                f"a {kind} run leaves out {' and '.join(outside)}: the go/no-go needs the whole flight (flight.yml)"
+            )
+        if impact.get("paused_now"):
+            reasons.append("Gemma is still paused: rollback-voxtral.yml gives it back")
+        return "deferred", reasons, None, None
+    return "go", [], None, None
+
+
+def _go_reasons(verdict: dict) -> list:
+    reasons = []
+    vox = verdict["voxtral"]
+    if vox["ttfa_p50_ms"] is not None:
+        reasons.append(
+            f"Voxtral served: time to first audio p50 {_fmt(vox['ttfa_p50_ms'], 1)} ms, p95"
+            f" {_fmt(vox['ttfa_p95_ms'], 1)} ms, RTF p50 {_fmt(vox['rtf_p50'], 3)} ({vox['source']})"
+        )
+    impact = verdict["gemma_impact"]
+    if impact["post_flight_p50_ms"] is not None:
+        reasons.append(
+            f"Gemma back: p50 {_fmt(impact['post_flight_p50_ms'], 1)} ms against a baseline of"
+            f" {_fmt(impact['baseline_p50_ms'], 1)} ms (drift {_fmt(impact['drift_ratio'], 2)}x), outage"
+            f" {_fmt(impact['outage_duration_minutes'], 2)} min"
+        )
+    if verdict["ab"]["configured"]:
+        reasons.append(
+            f"A/B against {verdict['ab']['label']}: the listener's verdict is pending ({verdict['ab']['sheet']})"
+        )
+    return reasons
+
+
+def build_verdict(
+    *,
+    kind: str,
+    host: str,
+    run_id: str,
+    timestamp: str,
+    phases: dict | None = None,
+    state_before: dict | None = None,
+    state_after: dict | None = None,
+    gemma_mode: str | None = None,
+    release: dict | None = None,
+    requested_build: dict | None = None,
+    benchmark: dict | None = None,
+    provisional: bool = False,
+    files: dict | None = None,
+) -> dict:
+    """The verdict of one run on one host (see schemas/verdict.schema.json)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    files = dict(files or {})
+    state_after = state_after if state_after is not None else state_before
+    if kind == "benchmark" and not release:
+        # A benchmark measures what is deployed: the release the state file says is serving.
+        voxtral_state = (state_after or {}).get("voxtral") or {}
+        release = voxtral_state.get("release") if voxtral_state.get("deployed") else None
+    normalised = normalise_phases(phases, benchmark, kind)
+    impact = gemma_impact(state_before, state_after, gemma_mode)
+    verdict_word, reasons, failed_phase, error = decide(normalised, impact, kind, provisional)
+    verdict = {
+        "schema_version": SCHEMA_VERSION,
+        "timestamp": timestamp,
+        "host": host,
+        "run_id": run_id,
+        "kind": kind,
+        "provisional": bool(provisional),
+        "verdict": verdict_word,
+        "reasons": reasons,
+        "failed_phase": failed_phase,
+        "error": error,
+        "build": build_info(release, requested_build),
+        "phases": normalised,
+        "gemma_impact": impact,
+        "voxtral": voxtral_figures(benchmark, state_after, run_id),
+        "ab": ab_section(benchmark, files),
+        "references": references(benchmark),
+        "artifacts": files,
+    }
+    if verdict_word == "go":
+        verdict["reasons"] = _go_reasons(verdict)
+    elif verdict_word == "deferred":
+        # Why it is deferred first (the verdict line), then what was measured.
+        verdict["reasons"] = reasons + _go_reasons(verdict)
+    return verdict
+
+
+# -- pages -----------------------------------------------------------------------------------------------
+
+
+def _fmt(value, decimals: int = 1, unit: str = "") -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        return f"{value:.{decimals}f}{unit}"
+    return f"{value}{unit}"
+
+
+def verdict_line(verdict: dict) -> str:
+    word = verdict["verdict"].upper()
+    if verdict["verdict"] == "no-go" and verdict["failed_phase"]:
+        return f"{word}: phase {verdict['failed_phase']} failed: {_first_line(verdict['error'])}"
+    if verdict["reasons"]:
+        return f"{word}: {verdict['reasons'][0]}"
+    return word
+
+
+def _first_line(text: str | None, limit: int = 300) -> str:
+    line = (text or "?").strip().splitlines()[0] if (text or "").strip() else "?"
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def histogram(values, bins: int = 8, width: int = 40, unit: str = "ms", decimals: int = 1) -> list:
+    """A text histogram (equal-width bins between min and max), one line per bin."""
+    data = sorted(float(v) for v in values if v is not None)
+    if not data:
+        return ["(no samples)"]
+    low, high = data[0], data[-1]
+    if high == low:
+        return [f"{low:{decimals + 6}.{decimals}f} {unit} | {'█' * min(width, len(data))} {len(data)}"]
+    bins = max(1, min(bins, len(data)))
+    step = (high - low) / bins
+    counts = [0] * bins
+    for value in data:
+        counts[min(int((value - low) / step), bins - 1)] += 1
+    most = max(counts)
+    lines = []
+    for index, count in enumerate(counts):
+        start, end = low + index * step, low + (index + 1) * step
+        bar = "█" * (round(count / most * width) if count else 0)
+        lines.append(f"{start:{decimals + 6}.{decimals}f}–{end:<{decimals + 6}.{decimals}f} {unit} | {bar} {count}")
+    return lines
+
+
+def _md_cell(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def render_report(verdict: dict, benchmark: dict | None = None) -> str:
+    """report.md: the verdict line, a table of the figures, the phases, per-utterance figures, a histogram."""
+    vox, impact, build = verdict["voxtral"], verdict["gemma_impact"], verdict["build"]
+    out = [
+        f"# {verdict['kind'].capitalize()} on {verdict['host']}, run {verdict['run_id']}",
+        "",
+        f"**{verdict_line(verdict)}**",
+        "",
+    ]
+    if verdict["provisional"]:
+        out += ["This verdict was written when the run started and is replaced when it ends.", ""]
+    for reason in verdict["reasons"][1:] if verdict["verdict"] != "no-go" else verdict["reasons"]:
+        out.append(f"- {_md_cell(_first_line(reason))}")
+    if verdict["reasons"]:
+        out.append("")
+    if build["built"]:
+        sha = (build["sha"] or "?")[:12]
+        version = f"{build['vllm_omni_version']} ({build['ref']} @ {sha}, profile {build['profile']})"
+    else:
+        requested = ", ".join(f"{k} {v}" for k, v in sorted(build["requested"].items())) or "the defaults"
+        version = f"not built in this run (asked for {requested})"
+    baseline_note = ""
+    if impact["baseline_p50_ms"] is not None and not impact.get("baseline_from_this_run"):
+        baseline_note = f" (recorded {impact.get('baseline_at') or 'earlier'}, not in this run)"
+    outage = _fmt(impact["outage_duration_minutes"], 2, " min")
+    if impact["outage_duration_minutes"] is None and impact.get("paused_now"):
+        outage = "ongoing, Gemma is still paused"
+    if impact.get("paused_before_this_run"):
+        outage += f", paused before this run (at {impact.get('paused_at')})"
+    patches = ", ".join(
+        f"#{p['pr']} {'applied' if p['applied'] else 'skipped'} ({p['status']})" for p in build["patches"]
+    )
+    out += [
+        "| figure | value |",
+        "|---|---|",
+        f"| verdict | {verdict['verdict']} |",
+        f"| vllm-omni | {_md_cell(version)} |",
+        f"| PRs | {_md_cell(patches or 'none')} |",
+        f"| Gemma baseline p50 | {_fmt(impact['baseline_p50_ms'], 1, ' ms')}{baseline_note} |",
+        f"| Gemma post-flight p50 | {_fmt(impact['post_flight_p50_ms'], 1, ' ms')} "
+        f"(drift {_fmt(impact['drift_ratio'], 2, 'x')}, gate passed: {_fmt(impact['post_flight_gate_passed'])}) |",
+        f"| Gemma outage | {outage} ({impact['user_mode'] or 'n/a'}) |",
+        f"| Voxtral time to first audio p50 / p95 | {_fmt(vox['ttfa_p50_ms'], 1)} / "
+        f"{_fmt(vox['ttfa_p95_ms'], 1, ' ms')} |",
+        f"| Voxtral RTF p50 | {_fmt(vox['rtf_p50'], 3)} |",
+        f"| figures from | {vox['source'] or 'n/a'} |",
+    ]
+    ab = verdict["ab"]
+    if ab["configured"]:
+        figures = ab["figures"] or {}
+        out.append(
+            f"| {ab['label']} (A/B) first audio p50 / RTF p50 | {_fmt(figures.get('ttfa_p50_ms'), 1, ' ms')} / "
+            f"{_fmt(figures.get('rtf_p50'), 3)} |"
+        )
+    out += ["", "## Phases", "", "| phase | seed | status | detail |", "|---|---|---|---|"]
+    for name in PHASE_NAMES:
+        phase = verdict["phases"][name]
+        detail = phase["error"] or phase["note"] or ""
+        detail = _md_cell(_first_line(detail)) if detail else ""
+        out.append(f"| {name} | {phase['seed_phase']} | {phase['status']} | {detail} |")
+
+    runs = (benchmark or {}).get("runs") or []
+    if runs:
+        texts = {u["id"]: u for u in (benchmark or {}).get("utterances") or []}
+        out += [
+            "",
+            "## Per utterance (Voxtral, streamed PCM)",
+            "",
+            "| utterance | length | concurrency | requests | errors | first audio p50 / p95 ms | total p50 ms "
+            "| audio s | RTF p50 |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for run in runs:
+            utterance = texts.get(run["utterance"], {})
+            out.append(
+                f"| {run['utterance']} | {utterance.get('length', '')} | {run['concurrency']} | {run.get('requests')} "
+                f"| {int(run.get('requests') or 0) - int(run.get('ok') or 0)} "
+                f"| {_fmt(run['ttfa_ms'].get('p50'), 1)} / {_fmt(run['ttfa_ms'].get('p95'), 1)} "
+                f"| {_fmt(run['total_ms'].get('p50'), 1)} | {_fmt(run['audio_seconds'].get('p50'), 2)} "
+                f"| {_fmt(run['rtf'].get('p50'), 3)} |"
+            )
+        levels = concurrency_levels(runs)
+        samples = _ok_samples(runs, levels[0])
+        out += [
+            "",
+            f"## Time to first audio, concurrency {levels[0]} ({len(samples)} requests)",
+            "",
+            "```",
+            *histogram([s.get("ttfb_ms") for s in samples]),
+            "```",
+        ]
+    if ab["configured"]:
+        listen = f"Listen in [{ab['page']}]({ab['page']}); write the verdict into [{ab['sheet']}]({ab['sheet']})."
+        out += ["", f"## A/B against {ab['label']}", "", listen]
+    out += [
+        "",
+        f"Verdict JSON: `{verdict['artifacts'].get('verdict', 'verdict.json')}`, written {verdict['timestamp']}.",
+    ]
+    return "\n".join(out) + "\n"
+
+
+def _ab_rows(benchmark: dict) -> list:
+    """One row per utterance: the text, both WAVs and both sides' concurrency-1 figures."""
+    voxtral_runs = benchmark.get("runs") or []
+    levels = concurrency_levels(voxtral_runs)
+    lowest = levels[0] if levels else 1
+    ab = benchmark.get("ab") or {}
+    ab_runs = {run["utterance"]: run for run in ab.get("runs") or []}
+    rows = []
+    for utterance in benchmark.get("utterances") or []:
+        uid = utterance["id"]
+        voxtral = next((r for r in voxtral_runs if r["utterance"] == uid and r["concurrency"] == lowest), None)
+        rows.append(
+            {
+                "utterance": utterance,
+                "voxtral": voxtral,
+                "other": ab_runs.get(uid),
+                "voxtral_wav": (benchmark.get("wavs") or {}).get(uid),
+                "other_wav": (ab.get("wavs") or {}).get(uid),
+            }
+        )
+    return rows
+
+
+def _figures_text(run: dict | None) -> str:
+    if not run:
+        return "not measured"
+    return (
+        f"first audio p50 {_fmt(run['ttfa_ms'].get('p50'), 1)} ms · total p50 {_fmt(run['total_ms'].get('p50'), 1)} ms"
+        f" · audio {_fmt(run['audio_seconds'].get('p50'), 2)} s · RTF p50 {_fmt(run['rtf'].get('p50'), 3)}"
+        f" · errors {int(run.get('requests') or 0) - int(run.get('ok') or 0)}/{run.get('requests')}"
+    )
+
+
+def render_ab_markdown(verdict: dict, benchmark: dict) -> str:
+    """ab.md: the objective figures side by side and an empty place for the listener's verdict."""
+    ab = benchmark.get("ab") or {}
+    other = ab.get("label") or "other"
+    reference = ab.get("reference") or {}
+    endpoint = benchmark.get("endpoint") or {}
+    out = [
+        f"# A/B: Voxtral against {other} — {verdict['host']}, run {verdict['run_id']}",
+        "",
+        f"Voxtral: `{endpoint.get('url')}`, voice `{endpoint.get('voice')}`"
+        f" ({endpoint.get('voice_kind') or 'preset'}). {other}: `{ab.get('url')}`, reference"
+        f" `{reference.get('path') or 'as configured in the service'}`"
+        + (f" (sha256 {reference['sha256'][:12]})" if reference.get("sha256") else "")
+        + ".",
+        "",
+        "The figures are measured; the quality is for a listener to judge. Listen in "
+        f"[{verdict['ab'].get('page') or 'ab.html'}]({verdict['ab'].get('page') or 'ab.html'}), then fill in the "
+        "preferred column (Voxtral / " + other + " / same) and the notes.",
+        "",
+        f"| utterance | Voxtral | {other} | preferred | notes |",
+        "|---|---|---|---|---|",
+    ]
+    for row in _ab_rows(benchmark):
+        uid = row["utterance"]["id"]
+        out.append(
+            f"| {uid} | {_md_cell(_figures_text(row['voxtral']))} ([wav]({row['voxtral_wav'] or ''})) "
+            f"| {_md_cell(_figures_text(row['other']))} ([wav]({row['other_wav'] or ''})) |  |  |"
+        )
+    out += ["", "## Texts", ""]
+    out += [f"- **{u['id']}** ({u.get('length')}): {_md_cell(u['text'])}" for u in benchmark.get("utterances") or []]
+    out += ["", "## Listener's verdict", "", "- Listener:", "- Date:"]
+    out += [f"- Preferred overall (Voxtral / {other} / same):", "- Notes:", ""]
+    return "\n".join(out)
+
+
+def render_ab_html(verdict: dict, benchmark: dict) -> str:
+    """ab.html: audio players side by side with each side's figures, and a form for the listener."""
+    ab = benchmark.get("ab") or {}
+    other = html.escape(ab.get("label") or "other")
+    esc = html.escape
+
+    def player(path):
+        if not path:
+            return "<em>no audio</em>"
+        return f'<audio controls preload="none" src="{esc(path)}"></audio><br><a href="{esc(path)}">{esc(path)}</a>'
+
+    rows = []
+    for row in _ab_rows(benchmark):
+        utterance = row["utterance"]
+        uid = esc(utterance["id"])
+        rows.append(
+            "<tr>"
+            f"<td><strong>{uid}</strong> ({esc(str(utterance.get('length')))})<br><q>{esc(utterance['text'])}</q></td>"
+            f"<td>{player(row['voxtral_wav'])}<br><small>{esc(_figures_text(row['voxtral']))}</small></td>"
+            f"<td>{player(row['other_wav'])}<br><small>{esc(_figures_text(row['other']))}</small></td>"
+            f'<td><label><input type="radio" name="pref-{uid}" value="voxtral"> Voxtral</label><br>'
+            f'<label><input type="radio" name="pref-{uid}" value="other"> {other}</label><br>'
+            f'<label><input type="radio" name="pref-{uid}" value="same"> same</label><br>'
+            f'<textarea name="notes-{uid}" rows="2" cols="24" placeholder="notes"></textarea></td>'
+            "</tr>"
+        )
+    reference = ab.get("reference") or {}
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>A/B: Voxtral against {other} ({esc(verdict["host"])}, {esc(verdict["run_id"])})</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; }}
+table {{ border-collapse: collapse; width: 100%; }}
+td, th {{ border: 1px solid #ccc; padding: 0.5em; vertical-align: top; }}
+q {{ font-style: italic; }}
+</style>
+</head>
+<body>
+<h1>A/B: Voxtral against {other}</h1>
+<p>Host {esc(verdict["host"])}, run {esc(verdict["run_id"])}, verdict <strong>{esc(verdict["verdict"])}</strong>.
+Voxtral voice {esc(str((benchmark.get("endpoint") or {}).get("voice")))}; {other} reference
+{esc(str(reference.get("path") or "as configured in the service"))}.</p>
+<p>The figures are measured (time to first audio, total time, audio seconds, real-time factor); the quality
+is for the listener: choose per utterance, then copy the choices into ab.md (this page stores nothing).</p>
+<table>
+<thead><tr><th>utterance</th><th>Voxtral</th><th>{other}</th><th>listener</th></tr></thead>
+<tbody>
+{chr(10).join(rows)}
+</tbody>
+</table>
+</body>
+</html>
+"""
