@@ -20,32 +20,25 @@ def podman(*args, check=True):
     return subprocess.run(["podman", *args], check=check, capture_output=True, text=True)
 
 
+# How the tests reach an instance: the test key, no host-key bookkeeping (instances are throw-away).
+SSH_OPTIONS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]
+
+
+def run_ssh(key, port, command, *options):
+    """Run a shell command as root on the instance behind 127.0.0.1:port; return the CompletedProcess."""
+    return subprocess.run(
+        ["ssh", "-i", key, "-p", str(port), *SSH_OPTIONS, *options, "root@127.0.0.1", command],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def wait_for_ssh(port, key, timeout=90):
     deadline = time.monotonic() + timeout
     while True:
-        probe = subprocess.run(
-            [
-                "ssh",
-                "-i",
-                key,
-                "-p",
-                str(port),
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "LogLevel=ERROR",
-                "-o",
-                "ConnectTimeout=3",
-                "-o",
-                "BatchMode=yes",
-                "root@127.0.0.1",
-                "systemctl is-system-running --wait",
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
+        probe = run_ssh(
+            key, port, "systemctl is-system-running --wait", "-o", "ConnectTimeout=3", "-o", "BatchMode=yes"
         )
         if probe.stdout.strip() in ("running", "degraded"):
             return
@@ -75,7 +68,7 @@ def start(name, image=None, port=None):
         "ansible_port": port,
         "ansible_user": "root",
         "ansible_ssh_private_key_file": key,
-        "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
+        "ansible_ssh_common_args": " ".join(SSH_OPTIONS),
         "ansible_python_interpreter": "/usr/bin/python3",
     }
 
@@ -95,27 +88,8 @@ def simulated_spark(name, image=None, port=None):
 
 
 def ssh(hostvars, command):
-    """Run a shell command on the instance; return the CompletedProcess."""
-    return subprocess.run(
-        [
-            "ssh",
-            "-i",
-            hostvars["ansible_ssh_private_key_file"],
-            "-p",
-            str(hostvars["ansible_port"]),
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-            "root@127.0.0.1",
-            command,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    """Run a shell command on the instance described by its Ansible host variables."""
+    return run_ssh(hostvars["ansible_ssh_private_key_file"], hostvars["ansible_port"], command)
 
 
 def write_inventory(path, hostvars_by_host, extra_vars_file=None):
