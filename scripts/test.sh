@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: lint, pytest (unit + integration through ansible-runner), the
 # gate's tests again on Debian 12's httpx, and every molecule scenario (real systemd in podman).
-# Two lanes run side by side — pytest, and the molecule scenarios one after another — because both
-# mostly wait on simulated hosts (SSH round trips, service start-ups); each lane's output is printed
-# whole when it ends. Every part runs even when an earlier one fails; the last line sums them up.
+# Two lanes run side by side — pytest, and the fleet test then the molecule scenarios one after
+# another — because both mostly wait on simulated hosts (SSH round trips, service start-ups); the
+# second lane's output is printed whole when it ends. Every part runs even when an earlier one fails; the last line sums them up.
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$VOXTRAL_ROOT"
@@ -19,7 +19,12 @@ part() {  # part NAME COMMAND...: run one part, say how it went; returns its sta
   return $status
 }
 
-molecule_lane() {  # one line per scenario in $reports/molecule.results: "<scenario> <status>"
+FLEET_TEST=tests/integration/test_fleet.py
+
+second_lane() {  # the fleet, then one line per scenario in $reports/molecule.results: "<scenario> <status>"
+  status=0
+  part "pytest fleet" pytest -q -p no:cacheprovider --junitxml="$reports/fleet.xml" "$FLEET_TEST" || status=$?
+  echo "$status" > "$reports/fleet.status"
   for scenario_dir in molecule/*/; do
     scenario="$(basename "$scenario_dir")"
     status=0
@@ -31,19 +36,20 @@ molecule_lane() {  # one line per scenario in $reports/molecule.results: "<scena
 failed_parts=()
 part lint scripts/lint.sh || failed_parts+=(lint)
 
-molecule_lane > "$reports/molecule.log" 2>&1 &
-molecule_pid=$!
+second_lane > "$reports/second-lane.log" 2>&1 &
+second_lane_pid=$!
 
-part pytest pytest -q -p no:cacheprovider --junitxml="$reports/pytest.xml" tests/unit tests/integration \
-  || failed_parts+=(pytest)
+part pytest pytest -q -p no:cacheprovider --junitxml="$reports/pytest.xml" --ignore="$FLEET_TEST" \
+  tests/unit tests/integration || failed_parts+=(pytest)
 if [ -x .cache/venv-compat/bin/pytest ]; then
   part "gate on Debian 12 httpx" .cache/venv-compat/bin/pytest -q -p no:cacheprovider \
     --junitxml="$reports/compat.xml" tests/unit/test_latency_gate.py tests/unit/test_latency_stats.py \
     || failed_parts+=("gate on Debian 12 httpx")
 fi
 
-wait "$molecule_pid"
-cat "$reports/molecule.log"
+wait "$second_lane_pid"
+cat "$reports/second-lane.log"
+[ "$(cat "$reports/fleet.status")" = 0 ] || failed_parts+=("pytest fleet")
 while read -r scenario status; do
   [ "$status" = 0 ] || failed_parts+=("molecule $scenario")
 done < "$reports/molecule.results"

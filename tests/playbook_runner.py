@@ -18,14 +18,23 @@ class Run:
         self.stdout = runner.stdout.read()
 
     def failures(self):
+        """(host, task, message) of every task failure that was not ignored, in order."""
         return [
-            (e["event_data"].get("task", ""), e["event_data"]["res"].get("msg", ""))
+            (e["event_data"]["host"], e["event_data"].get("task", ""), e["event_data"]["res"].get("msg", ""))
             for e in self.events
             if e.get("event") == "runner_on_failed" and not e["event_data"].get("ignore_errors")
         ]
 
     def failure_messages(self):
-        return [msg for _, msg in self.failures()]
+        return [msg for _, _, msg in self.failures()]
+
+    def host_errors(self):
+        """Each failed host's last failure message: the error the run ends with for that host."""
+        return {host: msg for host, _, msg in self.failures()}
+
+    def hosts_that_ran(self):
+        """Hosts that ran at least one task (ok, changed, skipped, failed or unreachable)."""
+        return {e["event_data"]["host"] for e in self.events if e.get("event", "").startswith("runner_on_")}
 
     def ok_results(self, task_name):
         return [
@@ -40,7 +49,12 @@ class Run:
 
 def run_on(hostvars, playbook, workdir, extravars=None, check=False):
     """Run a repository playbook against one host (`titan`, group `sparks`) through ansible-runner."""
-    inventory = {"all": {"children": {"sparks": {"hosts": {"titan": hostvars}}}}}
+    return run_on_fleet({"titan": hostvars}, playbook, workdir, extravars, check)
+
+
+def run_on_fleet(hosts, playbook, workdir, extravars=None, check=False):
+    """Run a repository playbook against the hosts {name: hostvars} (group `sparks`, in that order)."""
+    inventory = {"all": {"children": {"sparks": {"hosts": hosts}}}}
     runner = ansible_runner.run(
         private_data_dir=tempfile.mkdtemp(dir=workdir, prefix="runner-"),
         project_dir=str(ROOT),

@@ -24,7 +24,7 @@ LOCK = "/var/lib/voxtral-deploy/flight.lock"
 VOXTRAL_BEHAVIOUR = "/etc/fake-vllm-omni/behaviour.json"
 GEMMA_BEHAVIOUR = "/etc/fake-gemma/behaviour.json"
 GEMMA_NORMAL = {"latency_ms": 190, "jitter_ms": 10, "memory_mib": 256}
-ROLLED_BACK = "Voxtral deploy failed and was rolled back, Gemma is serving again. Original error: "
+ROLLED_BACK = "Voxtral deploy on titan failed and was rolled back, Gemma is serving again. Original error: "
 
 
 @pytest.fixture(scope="module")
@@ -177,8 +177,8 @@ def test_failure_gives_gemma_back(flight, case, setup, extravars, expected):
     try:
         run = flight.run("deploy-voxtral.yml", extravars)
         assert run.status == "failed", run.stdout[-3000:]
-        messages = run.failure_messages()
-        assert any(expected in m for m in messages), messages
+        errors = run.host_errors()
+        assert list(errors) == ["titan"] and expected in errors["titan"], errors
         assert_gemma_back(flight, release)
     finally:
         if case == "weights missing":
@@ -195,7 +195,7 @@ def test_gemma_slow_to_come_back_fails_the_rollback_with_numbers(flight):
     try:
         run = flight.run("rollback-voxtral.yml")
         assert run.status == "failed"
-        [message] = run.failure_messages()
+        message = run.host_errors()["titan"]
         assert "× baseline" in message
         assert flight.is_active("gemma.service")
         assert flight.gemma_answers()
