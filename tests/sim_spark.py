@@ -3,11 +3,17 @@
 Used by the integration tests and the demo; the roles cannot tell it from a real host.
 """
 
+import json
 import os
+import shlex
 import socket
 import subprocess
 import time
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+SIMULATED_SPARK_VARS = Path(__file__).resolve().parent / "simulated" / "spark-vars.yml"
 
 
 def free_port():
@@ -24,12 +30,16 @@ def podman(*args, check=True):
 SSH_OPTIONS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]
 
 
-def run_ssh(key, port, command, *options):
-    """Run a shell command as root on the instance behind 127.0.0.1:port; return the CompletedProcess."""
+def run_ssh(key, port, command, *options, stdin=None):
+    """Run a shell command as root on the instance behind 127.0.0.1:port; return the CompletedProcess.
+
+    `stdin` (str or bytes) is fed to the command; the output is text unless `stdin` is bytes.
+    """
     return subprocess.run(
         ["ssh", "-i", key, "-p", str(port), *SSH_OPTIONS, *options, "root@127.0.0.1", command],
+        input=stdin,
         capture_output=True,
-        text=True,
+        text=not isinstance(stdin, bytes),
         check=False,
     )
 
@@ -87,9 +97,57 @@ def simulated_spark(name, image=None, port=None):
         stop(name)
 
 
+@contextmanager
+def prepared_sparks(instances, workdir):
+    """Simulated Sparks for a with-block, ready for a flight: {inventory name: podman name} → {name: hostvars}.
+
+    The instances start side by side, then tests/simulated/prepare-spark.yml lays the test doubles on all
+    of them in one run; each one's host variables carry tests/simulated/spark-vars.yml.
+    """
+    import yaml
+    from playbook_runner import run_on_fleet
+
+    settings = yaml.safe_load(SIMULATED_SPARK_VARS.read_text(encoding="utf-8"))
+    with ExitStack() as stack, ThreadPoolExecutor(len(instances)) as pool:
+        started = {
+            name: pool.submit(stack.enter_context, simulated_spark(podman_name))
+            for name, podman_name in instances.items()
+        }
+        hosts = {name: {**settings, **future.result()} for name, future in started.items()}
+        prepared = run_on_fleet(hosts, "tests/simulated/prepare-spark.yml", workdir)
+        if prepared.status != "successful":
+            raise RuntimeError(f"preparing the simulated Sparks failed:\n{prepared.stdout[-3000:]}")
+        yield hosts
+
+
 def ssh(hostvars, command):
     """Run a shell command on the instance described by its Ansible host variables."""
     return run_ssh(hostvars["ansible_ssh_private_key_file"], hostvars["ansible_port"], command)
+
+
+def gemma_answers(hostvars):
+    """Whether the Gemma on the instance (127.0.0.1:8000) answers a chat completion with 200."""
+    request = json.dumps({"model": "gemma-3-27b-it", "messages": [{"role": "user", "content": "hi"}]})
+    result = ssh(
+        hostvars,
+        "curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' "
+        f"-d '{request}' http://127.0.0.1:8000/v1/chat/completions",
+    )
+    return result.stdout.strip() == "200"
+
+
+def write_behaviour(hostvars, path, behaviour):
+    """Tell a test double how to behave: its JSON behaviour file on the instance (read when it starts)."""
+    put(hostvars, json.dumps(behaviour).encode(), path)
+
+
+def put(hostvars, data: bytes, remote: str, mode: str = "0644"):
+    """Write bytes to a file on the instance (its folder made), with the given mode."""
+    quoted = shlex.quote(remote)
+    command = f"mkdir -p {shlex.quote(os.path.dirname(remote))} && cat > {quoted} && chmod {mode} {quoted}"
+    result = run_ssh(hostvars["ansible_ssh_private_key_file"], hostvars["ansible_port"], command, stdin=data)
+    if result.returncode != 0:
+        raise RuntimeError(f"writing {remote} failed: {result.stderr.decode(errors='replace')}")
 
 
 def write_inventory(path, hostvars_by_host, extra_vars_file=None):

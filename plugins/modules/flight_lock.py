@@ -93,9 +93,9 @@ message:
 import contextlib
 import json
 import os
-import tempfile
 import time
 
+from ansible.module_utils.atomic_file import write_atomically
 from ansible.module_utils.basic import AnsibleModule
 
 
@@ -234,14 +234,7 @@ class FlightLock:
         return True
 
     def _replace(self, record):
-        directory = os.path.dirname(self.path) or "."
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".flight.lock.")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(record, handle, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, self.path)
+        write_atomically(self.path, json.dumps(record, sort_keys=True).encode("utf-8"), 0o644)
 
 
 class LockHeld(Exception):

@@ -118,8 +118,8 @@ import datetime
 import fcntl
 import json
 import os
-import tempfile
 
+from ansible.module_utils.atomic_file import write_atomically
 from ansible.module_utils.basic import AnsibleModule
 
 
@@ -214,24 +214,7 @@ class FlightState:
             raise FlightStateError(f"mode {mode!r} is not an octal number such as '0644'") from exc
 
     def write(self, data: dict) -> None:
-        directory = os.path.dirname(self.path) or "."
-        handle, temp_path = tempfile.mkstemp(prefix=".state.", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write(dump(data))
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(temp_path, self.file_mode())
-            os.replace(temp_path, self.path)
-        except BaseException:
-            if os.path.exists(temp_path):
-                os.unlink(temp_path)
-            raise
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomically(self.path, dump(data).encode("utf-8"), self.file_mode())
 
     def mode_differs(self) -> bool:
         try:

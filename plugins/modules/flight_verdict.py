@@ -113,8 +113,8 @@ files:
 import datetime
 import json
 import os
-import tempfile
 
+from ansible.module_utils.atomic_file import write_if_changed
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.verdict import (
     build_verdict,
@@ -134,27 +134,6 @@ FILE_NAMES = {
 
 def utc_now_iso() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def write_if_changed(path: str, text: str) -> bool:
-    """Write text atomically (temporary file and rename); True when the content changed."""
-    data = text.encode("utf-8")
-    try:
-        with open(path, "rb") as existing:
-            if existing.read() == data:
-                return False
-    except OSError:
-        pass
-    fd, tmp_path = tempfile.mkstemp(prefix=".flight_verdict.", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "wb") as tmp:
-            tmp.write(data)
-        os.chmod(tmp_path, 0o644)
-        os.replace(tmp_path, path)
-    finally:
-        if os.path.exists(tmp_path):
-            os.unlink(tmp_path)
-    return True
 
 
 class FlightVerdict:
@@ -220,7 +199,7 @@ class FlightVerdict:
             try:
                 os.makedirs(dest, exist_ok=True)
                 for key, text in texts.items():
-                    changed = write_if_changed(files[key], text) or changed
+                    changed = write_if_changed(files[key], text.encode("utf-8"), 0o644) or changed
             except OSError as exc:
                 self.module.fail_json(msg=f"cannot write the verdict into {dest}: {exc}", verdict=verdict)
         return {"changed": changed, "verdict": verdict, "verdict_line": verdict_line(verdict), "files": files}

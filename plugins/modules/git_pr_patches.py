@@ -177,6 +177,7 @@ import re
 import shutil
 import tempfile
 
+from ansible.module_utils.atomic_file import write_atomically
 from ansible.module_utils.basic import AnsibleModule
 
 HEX_RE = re.compile(r"^[0-9a-f]{7,40}$")
@@ -347,10 +348,7 @@ class GitPrPatches:
     def write_record(self, branch, record):
         path = self.record_path(branch)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = path + ".tmp"
-        with open(tmp, "w") as handle:
-            json.dump(record, handle, indent=2, sort_keys=True)
-        os.replace(tmp, path)
+        write_atomically(path, json.dumps(record, indent=2, sort_keys=True).encode("utf-8"), 0o644, durable=False)
 
     # ---- one PR, in the worktree --------------------------------------------------------------
     def classify(self, patch, head, commits, tip):

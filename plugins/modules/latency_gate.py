@@ -391,14 +391,13 @@ import contextlib
 import json
 import os
 import socket
-import stat
-import tempfile
 import threading
 import traceback
 from datetime import datetime, timezone
 from time import perf_counter
 from urllib.parse import urlsplit
 
+from ansible.module_utils.atomic_file import write_if_changed
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.latency_stats import ratio, summarize
 
@@ -950,32 +949,8 @@ class LatencyGate:
         """Write the result JSON atomically; True when the file's content changed."""
         path = self.params["save_to"]
         data = (json.dumps(result, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
-        try:
-            with open(path, "rb") as existing:
-                if existing.read() == data:
-                    return False
-        except OSError:
-            pass
-        try:
-            mode = stat.S_IMODE(os.stat(path).st_mode)  # keep the mode of the file replaced
-        except OSError:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp_path = tempfile.mkstemp(prefix=".latency_gate.", suffix=".json", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as tmp:
-                tmp.write(data)
-                tmp.flush()
-                os.fsync(tmp.fileno())
-            os.chmod(tmp_path, mode)
-            # Not module.atomic_move: it fails the task itself, and the figures must reach the result.
-            os.replace(tmp_path, path)
-        finally:
-            if os.path.exists(tmp_path):
-                os.unlink(tmp_path)
-        return True
+        # Not module.atomic_move: it fails the task itself, and the figures must reach the result.
+        return write_if_changed(path, data)
 
     # -- the task -----------------------------------------------------------------------------------
 

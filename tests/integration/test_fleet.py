@@ -12,13 +12,10 @@ The tests run in order and build on each other:
 """
 
 import json
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 
 import pytest
-import yaml
-from playbook_runner import ROOT, run_on_fleet
-from sim_spark import free_port, simulated_spark, ssh
+from playbook_runner import run_on_fleet
+from sim_spark import free_port, gemma_answers, prepared_sparks, ssh, write_behaviour
 
 SPARKS = ("spark-1", "spark-2")
 NEVER_STARTED = "spark-3"
@@ -53,10 +50,6 @@ class Fleet:
     def state(self, host):
         return json.loads(self.sh(host, f"cat {STATE}").stdout)
 
-    def gemma_answers(self, host):
-        result = self.sh(host, "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/health")
-        return result.stdout.strip() == "200"
-
     def serves_voxtral(self, host):
         return (
             self.is_active(host, "voxtral-tts.service")
@@ -67,7 +60,7 @@ class Fleet:
     def serves_gemma(self, host):
         return (
             self.is_active(host, "gemma.service")
-            and self.gemma_answers(host)
+            and gemma_answers(self.hosts[host])
             and not self.is_active(host, "voxtral-tts.service")
             and not self.is_active(host, "voxtral-flight-guard.timer")
         )
@@ -83,20 +76,9 @@ class Fleet:
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("fleet")
-    with open(ROOT / "tests/simulated/spark-vars.yml", encoding="utf-8") as handle:
-        settings = yaml.safe_load(handle)
-    with ExitStack() as stack, ThreadPoolExecutor(len(SPARKS)) as pool:
-        sparks = [pool.submit(stack.enter_context, simulated_spark(f"voxtral-fleet-{name}")) for name in SPARKS]
-        hosts = {name: {**settings, **spark.result()} for name, spark in zip(SPARKS, sparks, strict=True)}
-        fleet = Fleet(hosts, workdir)
-        prepared = fleet.run("tests/simulated/prepare-spark.yml", hosts=SPARKS)
-        assert prepared.status == "successful", prepared.stdout[-3000:]
-        slow = fleet.sh(
-            "spark-2",
-            f"mkdir -p {VOXTRAL_BEHAVIOUR.rsplit('/', 1)[0]} && echo '{json.dumps(TOO_SLOW)}' > {VOXTRAL_BEHAVIOUR}",
-        )
-        assert slow.returncode == 0, slow.stderr
-        yield fleet
+    with prepared_sparks({name: f"voxtral-fleet-{name}" for name in SPARKS}, workdir) as hosts:
+        write_behaviour(hosts["spark-2"], VOXTRAL_BEHAVIOUR, TOO_SLOW)
+        yield Fleet(hosts, workdir)
 
 
 def assert_spark_2_rolled_back(fleet, run):

@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 from playbook_runner import ROOT, run_on
-from sim_spark import simulated_spark, ssh, write_inventory
+from sim_spark import gemma_answers, prepared_sparks, ssh, write_behaviour, write_inventory
 
 STATE = "/var/lib/voxtral-deploy/state.json"
 LOCK = "/var/lib/voxtral-deploy/flight.lock"
@@ -30,13 +29,8 @@ ROLLED_BACK = "Voxtral deploy on titan failed and was rolled back, Gemma is serv
 @pytest.fixture(scope="module")
 def flight(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("flight")
-    with open(ROOT / "tests/simulated/spark-vars.yml", encoding="utf-8") as handle:
-        settings = yaml.safe_load(handle)
-    with simulated_spark("voxtral-flight") as connection:
-        hostvars = {**settings, **connection}
-        prepared = run_on(hostvars, "tests/simulated/prepare-spark.yml", workdir)
-        assert prepared.status == "successful", prepared.stdout
-        yield Flight(hostvars, workdir)
+    with prepared_sparks({"titan": "voxtral-flight"}, workdir) as hosts:
+        yield Flight(hosts["titan"], workdir)
 
 
 class Flight:
@@ -61,15 +55,10 @@ class Flight:
         return self.sh("readlink -f /opt/vllm-omni/current").stdout.strip()
 
     def gemma_answers(self):
-        request = json.dumps({"model": "gemma-3-27b-it", "messages": [{"role": "user", "content": "hi"}]})
-        result = self.sh(
-            "curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' "
-            f"-d '{request}' http://127.0.0.1:8000/v1/chat/completions"
-        )
-        return result.stdout.strip() == "200"
+        return gemma_answers(self.hostvars)
 
     def behave(self, path, behaviour):
-        self.sh(f"mkdir -p {os.path.dirname(path)} && echo '{json.dumps(behaviour)}' > {path}")
+        write_behaviour(self.hostvars, path, behaviour)
 
     def reset(self):
         """Back to 'Gemma serving, Voxtral stopped', whatever a case left behind."""

@@ -10,8 +10,6 @@ a flight whose deploy fails (no-go naming the phase, Gemma back), a benchmark wi
 
 import json
 import math
-import shlex
-import subprocess
 import sys
 import wave
 
@@ -19,7 +17,7 @@ import jsonschema
 import pytest
 import yaml
 from playbook_runner import ROOT, run_on
-from sim_spark import simulated_spark, ssh
+from sim_spark import gemma_answers, prepared_sparks, put, ssh, write_behaviour
 
 sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "voices"))
 from make_voices import make_voices
@@ -72,17 +70,6 @@ def within(value, low, slack=SLACK_MS):
     return low - 1 <= value <= low + slack
 
 
-def put(hostvars, data: bytes, remote: str, mode: str = "0644"):
-    folder = shlex.quote(remote.rsplit("/", 1)[0])
-    command = f"mkdir -p {folder} && cat > {shlex.quote(remote)} && chmod {mode} {shlex.quote(remote)}"
-    subprocess.run(
-        ["ssh", "-i", hostvars["ansible_ssh_private_key_file"], "-p", str(hostvars["ansible_port"]),
-         "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-         "root@127.0.0.1", command],
-        input=data, check=True, capture_output=True,
-    )  # fmt: skip
-
-
 class Flight:
     def __init__(self, hostvars, workdir):
         self.hostvars = hostvars
@@ -110,12 +97,7 @@ class Flight:
         return self.sh(f"systemctl is-active {unit}").stdout.strip() == "active"
 
     def gemma_answers(self):
-        request = json.dumps({"model": "gemma-3-27b-it", "messages": [{"role": "user", "content": "hi"}]})
-        result = self.sh(
-            "curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' "
-            f"-d '{request}' http://127.0.0.1:8000/v1/chat/completions"
-        )
-        return result.stdout.strip() == "200"
+        return gemma_answers(self.hostvars)
 
     def install_chatterbox(self):
         """The TTS that serves today, already cloning the Samantha reference."""
@@ -124,9 +106,9 @@ class Flight:
             "/usr/local/lib/fake-chatterbox/fake_chatterbox.py", "0755")  # fmt: skip
         put(self.hostvars, samantha.read_bytes(), REFERENCE)
         put(self.hostvars, f"PORT=4123\nVOICE_SAMPLE_PATH={REFERENCE}\n".encode(), "/opt/chatterbox-tts-api/.env")
-        put(self.hostvars, json.dumps(CHATTERBOX).encode(), "/etc/fake-chatterbox/behaviour.json")
+        write_behaviour(self.hostvars, "/etc/fake-chatterbox/behaviour.json", CHATTERBOX)
         put(self.hostvars, CHATTERBOX_UNIT.encode(), "/etc/systemd/system/chatterbox.service")
-        put(self.hostvars, json.dumps(VOXTRAL).encode(), "/etc/fake-vllm-omni/behaviour.json")
+        write_behaviour(self.hostvars, "/etc/fake-vllm-omni/behaviour.json", VOXTRAL)
         started = self.sh(
             "systemctl daemon-reload && systemctl enable --now chatterbox.service &&"
             " for i in $(seq 30); do curl -sf http://127.0.0.1:4123/health && exit 0; sleep 0.5; done; exit 1"
@@ -137,13 +119,8 @@ class Flight:
 @pytest.fixture(scope="module")
 def flight(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("verdict-flight")
-    with open(ROOT / "tests/simulated/spark-vars.yml", encoding="utf-8") as handle:
-        settings = yaml.safe_load(handle)
-    with simulated_spark("voxtral-verdict-flight") as connection:
-        hostvars = {**settings, **connection}
-        prepared = run_on(hostvars, "tests/simulated/prepare-spark.yml", workdir)
-        assert prepared.status == "successful", prepared.stdout
-        spark = Flight(hostvars, workdir)
+    with prepared_sparks({"titan": "voxtral-verdict-flight"}, workdir) as hosts:
+        spark = Flight(hosts["titan"], workdir)
         spark.install_chatterbox()
         yield spark
 
