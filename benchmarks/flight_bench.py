@@ -41,6 +41,18 @@ def task_events(run):
     return out
 
 
+def window_tasks(run, start, end):
+    """(role, task, seconds) of the host tasks that ran between start and end, slowest first."""
+    inside = []
+    for event in run.events:
+        data = event.get("event_data", {})
+        if event.get("event") in ("runner_on_ok", "runner_on_failed") and data.get("start") and data.get("end"):
+            began, ended = parse(data["start"]), parse(data["end"])
+            if start <= began and ended <= end:
+                inside.append((data.get("role") or "-", data.get("task", ""), ended - began))
+    return sorted(inside, key=lambda item: -item[2])
+
+
 def first_start(events, task, after=0.0):
     return min(start for name, start, _ in events if name == task and start >= after)
 
@@ -117,6 +129,15 @@ def main():
             )
         )
 
+        # What Gemma waits on: no build and no download may run inside its outage.
+        inside = window_tasks(first, paused, voxtral_started)
+        heavy = [t for t in inside if t[0] == "vllm_omni_build" or "ownload" in t[1]]
+        window_notes = [
+            f"  before Voxtral's start: {voxtral_started - paused:.1f} s in {len(inside)} tasks "
+            f"({len(heavy)} build or download tasks); slowest:",
+            *(f"    {seconds:5.2f} s  {role}: {task}" for role, task, seconds in inside[:5]),
+        ]
+
         # 1. re-run cost
         build_log = "stat -c %Y /opt/vllm-omni/current/build.log"
         built_at = ssh(hostvars, build_log).stdout
@@ -162,6 +183,7 @@ def main():
     print(f"\n{'figure':42} {'measured':36} {'against':34} {'ratio':8} aim")
     for row in rows:
         print(f"{row[0]:42} {row[1]:36} {row[2]:34} {row[3]:8} {row[4]}")
+    print("\noutage window, " + "\n".join(window_notes).lstrip())
     print("\n4. latency module (benchmarks/latency_gate_bench.py):")
     subprocess.run([sys.executable, str(ROOT / "benchmarks/latency_gate_bench.py")], check=False)
 
