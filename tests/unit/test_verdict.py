@@ -154,23 +154,22 @@ BENCHMARK = {
 }
 PASSED = {"status": "passed"}
 FILES = {"verdict": "verdict.json", "report": "report.md", "ab_html": "ab.html", "ab_md": "ab.md"}
+# A clean flight as the playbooks hand it over, to build_verdict and to the flight_verdict module alike.
+FLIGHT = {
+    "kind": "flight",
+    "host": "titan",
+    "run_id": "R1",
+    "phases": {"deploy": PASSED, "benchmark": PASSED, "rollback": PASSED},
+    "state_before": BEFORE,
+    "state_after": AFTER,
+    "gemma_mode": "pause",
+    "release": RELEASE,
+    "benchmark": BENCHMARK,
+}
 
 
 def verdict_of(**overrides):
-    args = {
-        "kind": "flight",
-        "host": "titan",
-        "run_id": "R1",
-        "timestamp": "2026-11-25T18:21:00Z",
-        "phases": {"deploy": PASSED, "benchmark": PASSED, "rollback": PASSED},
-        "state_before": BEFORE,
-        "state_after": AFTER,
-        "gemma_mode": "pause",
-        "release": RELEASE,
-        "benchmark": BENCHMARK,
-        "files": FILES,
-    }
-    args.update(overrides)
+    args = {**FLIGHT, "timestamp": "2026-11-25T18:21:00Z", "files": FILES, **overrides}
     verdict = build_verdict(**args)
     VALIDATOR.validate(verdict)
     return verdict
@@ -446,20 +445,7 @@ def run_module(args: dict, check_mode: bool = False) -> dict:
 
 
 def module_args(tmp_path, **overrides):
-    args = {
-        "dest": str(tmp_path / "artifacts" / "titan" / "R1"),
-        "kind": "flight",
-        "host": "titan",
-        "run_id": "R1",
-        "phases": {"deploy": PASSED, "benchmark": PASSED, "rollback": PASSED},
-        "state_before": BEFORE,
-        "state_after": AFTER,
-        "gemma_mode": "pause",
-        "release": RELEASE,
-        "benchmark": BENCHMARK,
-    }
-    args.update(overrides)
-    return args
+    return {"dest": str(tmp_path / "artifacts" / "titan" / "R1"), **FLIGHT, **overrides}
 
 
 def test_module_writes_a_verdict_that_validates_the_report_and_the_ab_sheet(tmp_path):
