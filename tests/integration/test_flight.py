@@ -134,6 +134,29 @@ def test_rollback_is_harmless_when_nothing_is_deployed(flight):
     assert flight.is_active("gemma.service")
 
 
+# Bad input: (case, extra vars, what the one error must contain). Refused before the lock is taken.
+BAD_INPUT = [
+    ("wrong architecture", {"preflight_allowed_architectures": ["aarch64"]}, "architecture x86_64 is not in"),
+    ("unknown flight mode", {"voxtral_gemma_mode": "bogus"}, "voxtral_gemma_mode must be pause or coexist, not bogus"),
+    ("unknown build profile", {"vllm_omni_build_profile": "gb10-9.99"}, "gb10-9.99"),
+]
+
+
+@pytest.mark.parametrize(("case", "extravars", "expected"), BAD_INPUT, ids=[b[0] for b in BAD_INPUT])
+def test_bad_input_is_one_error_before_anything_changes(flight, case, extravars, expected):
+    state_before, release = flight.state(), flight.current_release()
+    run = flight.run("deploy-voxtral.yml", extravars)
+    assert run.status == "failed", run.stdout[-3000:]
+    [message] = run.failure_messages()
+    assert expected in message, message
+    assert run.changed_count() == 0
+    assert flight.state() == state_before
+    assert flight.is_active("gemma.service") and flight.gemma_answers()
+    assert not flight.is_active("voxtral-tts.service")
+    assert flight.current_release() == release
+    assert flight.sh(f"test -e {LOCK}").returncode == 1
+
+
 # The failure matrix: (case, set-up on the host, extra vars, what the failure message must contain).
 MATRIX = [
     ("bad ref", None, {"vllm_omni_build_version": "v9.9.9"}, "v9.9.9"),
