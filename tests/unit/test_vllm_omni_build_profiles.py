@@ -47,11 +47,25 @@ def test_version_ranges_are_contiguous_and_name_known_prs():
         assert row["stage_config_flag"] in ("--stage-configs-path", "--deploy-config")
 
 
-def test_known_patches_carry_a_reason_and_valid_pins():
+def test_known_patches_carry_a_reason_full_pins_and_tree_checks():
     for patch in PROFILES["__vllm_omni_build_known_patches"]:
         assert patch["reason"] and V(patch["superseded_from"])
+        assert patch.get("files") or patch.get("anchors")  # superseded decided from the tree, not fetched
+        assert bool(patch.get("head_sha")) != bool(patch.get("left_out"))  # pinned, or left out with a reason
         if patch.get("head_sha"):
-            assert git_pr_patches.HEX_RE.match(patch["head_sha"])
+            assert len(patch["head_sha"]) == 40 and git_pr_patches.HEX_RE.match(patch["head_sha"])
+
+
+def test_known_patches_match_upstream():
+    known = {p["pr"]: p for p in PROFILES["__vllm_omni_build_known_patches"]}
+    assert known[2405]["head_sha"] == "42744c3debad5c8fc3ebf854eabe2f213932c17f"
+    assert known[2405]["files"] == ["vllm_omni/model_executor/models/voxtral_tts/configuration_voxtral_tts.py"]
+    assert known[2405]["superseded_from"] == "0.20.0"
+    assert known[2790]["anchors"] == [
+        {"path": "vllm_omni/entrypoints/openai/serving_speech.py", "text": "_build_voxtral_prompt"}
+    ]
+    assert known[2790]["superseded_from"] == "0.30.0"  # still there at 0.20.0..0.28.0
+    assert "no audio-encoder weights" in known[2790]["left_out"] and "pin its head" in known[2790]["left_out"]
 
 
 # ---- the role's resolution (preflight + derived variables) ---------------------------------------
@@ -120,8 +134,9 @@ def test_seed_profile_is_the_seeds_plan(tmp_path):
     assert got["file"] == "vllm_omni/model_executor/stage_configs/voxtral_tts.yaml"
     assert got["flag"] == "--stage-configs-path"
     assert [p["pr"] for p in got["patches"]] == [2405, 2790]
-    assert all(V(got["version"]) < V(p["superseded_from"]) for p in got["patches"])  # both applied
-    assert got["patches"][0]["head_sha"].startswith("42744c3d")
+    assert all(V(got["version"]) < V(p["superseded_from"]) for p in got["patches"])  # neither superseded
+    assert got["patches"][0]["head_sha"] == "42744c3debad5c8fc3ebf854eabe2f213932c17f"
+    assert "head_sha" not in got["patches"][1] and "ref_audio cannot work" in got["patches"][1]["left_out"]
 
 
 def test_other_tag_takes_its_range_and_the_same_minor_of_vllm(tmp_path):
@@ -163,6 +178,24 @@ def test_explicit_patches_spec_and_indexes(tmp_path):
         ({"vllm_omni_build_python": "3.9"}, "Requires-Python"),
         ({"vllm_omni_build_keep_releases": 0}, "keep_releases >= 1"),
         ({"vllm_omni_build_wheelhouse": "/nonexistent/wheels"}, "must be a directory on the controller"),
+        ({"vllm_omni_build_patches": [{"pr": 2405, "head_sha": "abcdef0", "left_out": "x"}]}, "not both head_sha"),
+        (
+            {"vllm_omni_build_patches": [{"pr": 2790, "anchors": [{"path": "x.py"}]}]},
+            "missing required arguments: text",
+        ),
+        ({"vllm_omni_build_smoke_serve_options": ["deploy-config"]}, 'smoke_serve_options "--option" names'),
+        (
+            {
+                "vllm_omni_build_profile": "seed-0.18",
+                "vllm_omni_build_patches": [{"pr": 2405, "head_sha": "42744c3d"}, {"pr": 2790}],
+            },
+            "PR #2790 would be applied to vllm-omni 0.18.0 but has no head_sha: review the PR (refs/pull/2790/head of "
+            "https://github.com/vllm-project/vllm-omni.git) and pin its head in vllm_omni_build_patches",
+        ),
+        (  # the data expects it superseded on 0.30, but without files/anchors only a fetch could tell
+            {"vllm_omni_build_patches": [{"pr": 2790, "superseded_from": "0.30.0"}]},
+            "PR #2790 would be applied to vllm-omni 0.30.0 but has no head_sha",
+        ),
     ],
 )
 def test_bad_values_fail_before_any_change(tmp_path, extra, message):
