@@ -172,8 +172,10 @@ def expected_samples(text: str, speed: float = 1.0) -> int:
 
 
 @pytest.mark.parametrize("version", ["0.18.0", "0.30.0"])
-def test_help_lists_omni(env, version):
-    result = env.run(version, "--help")
+def test_only_serve_omni_help_lists_omni(env, version):
+    # Real 0.18.0 and 0.30.0: the top-level help is vLLM's (tests/unit/test_fake_conformance.py).
+    assert "--omni" not in env.run(version, "--help").stdout
+    result = env.run(version, "serve", "--omni", "--help=all")
     assert result.returncode == 0
     assert "--omni" in result.stdout
 
@@ -183,10 +185,18 @@ def test_version_flag(env):
 
 
 @pytest.mark.parametrize("version", ["0.18.0", "0.26.0", "0.30.0"])
-def test_serve_without_omni_fails_like_plain_vllm(env, version):
-    args = [a for a in env.serve_args(version) if a != "--omni"]
+def test_serve_without_omni_refuses_the_omni_flags_like_plain_vllm(env, version):
+    args = [a for a in env.serve_args(version, "--init-timeout", "600") if a != "--omni"]
     result = env.run(version, *args)
-    assert result.returncode != 0
+    assert result.returncode == 2
+    assert "vllm-omni: error: unrecognized arguments: --" in result.stderr
+    assert result.stderr.rstrip().endswith("--init-timeout 600")
+
+
+@pytest.mark.parametrize("version", ["0.18.0", "0.30.0"])
+def test_serve_without_omni_and_only_vllm_flags_fails_loading_voxtral(env, version):
+    result = env.run(version, "serve", str(env.snapshot), "--tokenizer-mode", "mistral")
+    assert result.returncode == 1
     assert ACOUSTIC in result.stderr
 
 
