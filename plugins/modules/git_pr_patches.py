@@ -110,7 +110,7 @@ options:
       superseded_from:
         description:
           - Package version from which this PR is expected not to be needed (its fix shipped, or its code
-            moved). A cross-check of the tree's decision: a disagreement is a warning.
+            moved). A cross-check of the tree's decision; a disagreement is a warning.
         type: str
       reason:
         description: Why it is superseded (added to the reason the tree gives).
@@ -824,43 +824,43 @@ class GitPrPatches:
         }
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec={
-            "repo_dir": {"type": "path", "required": True},
-            "base": {"type": "str", "required": True},
-            "remote": {"type": "str", "default": "origin"},
-            "base_branch": {"type": "str"},
-            "allow_unpinned": {"type": "bool", "default": False},
-            "package_version": {"type": "str"},
-            "patches": {
+ARGUMENT_SPEC = {
+    "repo_dir": {"type": "path", "required": True},
+    "base": {"type": "str", "required": True},
+    "remote": {"type": "str", "default": "origin"},
+    "base_branch": {"type": "str"},
+    "allow_unpinned": {"type": "bool", "default": False},
+    "package_version": {"type": "str"},
+    "patches": {
+        "type": "list",
+        "elements": "dict",
+        "default": [],
+        "options": {
+            "pr": {"type": "int", "required": True},
+            "head_sha": {"type": "str"},
+            "files": {"type": "list", "elements": "str"},
+            "anchors": {
                 "type": "list",
                 "elements": "dict",
-                "default": [],
                 "options": {
-                    "pr": {"type": "int", "required": True},
-                    "head_sha": {"type": "str"},
-                    "files": {"type": "list", "elements": "str"},
-                    "anchors": {
-                        "type": "list",
-                        "elements": "dict",
-                        "options": {
-                            "path": {"type": "str", "required": True},
-                            "text": {"type": "str", "required": True},
-                        },
-                    },
-                    "left_out": {"type": "str"},
-                    "superseded_from": {"type": "str"},
-                    "reason": {"type": "str"},
-                    "commits": {"type": "int"},
+                    "path": {"type": "str", "required": True},
+                    "text": {"type": "str", "required": True},
                 },
             },
-            "branch_prefix": {"type": "str", "default": "patched"},
-            "committer_name": {"type": "str", "default": "git_pr_patches"},
-            "committer_email": {"type": "str", "default": "git_pr_patches@localhost"},
+            "left_out": {"type": "str"},
+            "superseded_from": {"type": "str"},
+            "reason": {"type": "str"},
+            "commits": {"type": "int"},
         },
-        supports_check_mode=True,
-    )
+    },
+    "branch_prefix": {"type": "str", "default": "patched"},
+    "committer_name": {"type": "str", "default": "git_pr_patches"},
+    "committer_email": {"type": "str", "default": "git_pr_patches@localhost"},
+}
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     module.exit_json(**GitPrPatches(module).run())
 
 

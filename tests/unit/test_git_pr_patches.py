@@ -166,6 +166,27 @@ def assert_untouched(checkout: Path, base: str) -> None:
     assert not (checkout / ".git" / "CHERRY_PICK_HEAD").exists()
 
 
+# ---- the module's documentation ----------------------------------------------------------------------
+def spec_of(doc_options: dict) -> dict:
+    """DOCUMENTATION's options in argument_spec's shape (type, elements, required, default, suboptions)."""
+    spec = {}
+    for name, option in doc_options.items():
+        entry = {k: option[k] for k in ("type", "elements", "required", "default") if k in option}
+        if "suboptions" in option:
+            entry["options"] = spec_of(option["suboptions"])
+        spec[name] = entry
+    return spec
+
+
+def test_documentation_matches_the_argument_spec():
+    assert spec_of(yaml.safe_load(git_pr_patches.DOCUMENTATION)["options"]) == git_pr_patches.ARGUMENT_SPEC
+    yaml.safe_load(git_pr_patches.EXAMPLES)
+    returned = yaml.safe_load(git_pr_patches.RETURN)
+    assert set(returned["patches"]["contains"]) == {
+        "pr", "status", "reason", "head_sha", "ref", "range", "commits", "diffstat"
+    }  # fmt: skip
+
+
 # ---- applied, rerun, determinism ----------------------------------------------------------------
 def test_applies_prs_on_a_branch_and_leaves_the_checkout_alone(capsys, tmp_path, upstream, checkout):
     result = run(capsys, tmp_path, repo_dir=str(checkout), patches=pinned(upstream, 20, 21))
