@@ -4,7 +4,7 @@ SHELL := /bin/bash
 ENV := source scripts/env.sh &&
 SCENARIOS ?= $(notdir $(wildcard molecule/*))
 
-.PHONY: setup test lint unit molecule demo clean-images
+.PHONY: setup test lint unit molecule demo clean-images capture-upstream conformance
 
 setup:
 	bash scripts/setup.sh
@@ -27,3 +27,13 @@ demo: setup
 
 clean-images:
 	$(ENV) podman images --format '{{.Repository}}:{{.Tag}}' | grep '^localhost/voxtral-spark:' | xargs -r podman rmi
+
+# The real vllm-omni as the reference (not in CI: about 9 GB per version, cached in /var/tmp/voxtral-deploy/upstream).
+# capture-upstream re-records tests/fixtures/upstream/recorded/ (the CI conformance test compares the fake with it);
+# conformance runs the roles' rendered ExecStart and the build's smoke checks through the real installed CLI.
+VERSIONS ?=
+capture-upstream: setup
+	$(ENV) python scripts/capture_upstream.py $(VERSIONS)
+
+conformance: setup
+	$(ENV) python scripts/conformance.py

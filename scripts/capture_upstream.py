@@ -131,19 +131,15 @@ def probe_batch(venv: Path, cases: dict[str, list[str]], cwd: Path) -> dict[str,
     results = cwd / "results"
     results.mkdir()
     (cwd / "cases.json").write_text(json.dumps(cases))
-    run(
-        [
-            str(venv / "bin" / "python"),
-            str(PROBE),
-            "--batch",
-            str(venv / "bin" / "vllm-omni"),
-            str(cwd / "cases.json"),
-            str(results),
-        ],
-        cwd=cwd,
-        env={**os.environ, **ENV},
-        timeout=1800,
-    )
+    # The probe's own output is vLLM's import chatter: kept in a file, shown only when the probe fails.
+    with open(cwd / "probe.log", "w") as log:
+        probe = subprocess.run(
+            [str(venv / "bin" / "python"), str(PROBE), "--batch", str(venv / "bin" / "vllm-omni"),
+             str(cwd / "cases.json"), str(results)],
+            cwd=cwd, env={**os.environ, **ENV}, timeout=1800, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    if probe.returncode != 0:
+        raise SystemExit(f"{venv}: the probe failed:\n{(cwd / 'probe.log').read_text()[-3000:]}")
     return {
         name: (
             (results / f"{name}.out").read_text(),
