@@ -1,6 +1,7 @@
-"""What vllm_omni_build leaves on a host after converge (the seed's plan) and side_effect (the default
-profile with keep_releases 1, then a conflicting PR): current is the 0.30.0 release, previous the
-seed's 0.18.0 release, nothing else; each release works without the other."""
+"""What vllm_omni_build leaves on a host after converge (the seed's plan) and side_effect (a release
+lacking its flag, the default profile with keep_releases 1, a conflicting PR, an unpinned PR): current
+is the 0.30.0 release, previous the seed's 0.18.0 release, nothing else; each release works without the
+other."""
 
 import json
 
@@ -50,7 +51,9 @@ def test_current_is_0_30_with_both_prs_superseded(current):
         "vllm_omni/deploy/voxtral_tts.yaml",
     )
     assert [(p["pr"], p["status"]) for p in current["patches"]] == [(2405, "superseded"), (2790, "superseded")]
+    assert all("(from the tree)" in p["reason"] for p in current["patches"])
     assert current["patched_sha"] == current["sha"]
+    assert current["vllm_omni_version"] == "0.30.0"  # setuptools-scm on the tag itself
 
 
 def test_previous_is_the_seed_plan(previous):
@@ -61,20 +64,26 @@ def test_previous_is_the_seed_plan(previous):
     )
     assert {p["pr"]: p["status"] for p in previous["patches"]} == {
         2405: "applied",
-        2790: "applied",
+        2790: "left_out",  # no head SHA known, no encoder weights for ref_audio (vars/profiles.yml)
         9002: "contained",
         9003: "contained",
     }
+    # A patched build's own version (setuptools-scm) is not the range's: still the 0.18 flag and file.
+    assert previous["vllm_omni_version"].startswith("0.18.1.dev1+g")
 
 
 def test_seed_src_is_the_patched_checkout(host, previous):
     src = f"{previous['release_dir']}/src"
     assert host.check_output(f"git -C {src} rev-parse HEAD") == previous["patched_sha"]
     assert host.check_output(f"git -C {src} status --porcelain") == ""
-    assert host.check_output(f"git -C {src} rev-list --count {previous['sha']}..HEAD") == "3"  # 1 + 2 commits
+    # Exactly #2405's own commit: not the main commits its branch sits on (v0.18.0..head is 4 commits).
+    assert host.check_output(f"git -C {src} rev-list --count {previous['sha']}..HEAD") == "1"
+    [pr2405] = [p for p in previous["patches"] if p["pr"] == 2405]
+    assert [c["picked"] for c in pr2405["commits"]] == [previous["patched_sha"]]
+    assert not host.file(f"{src}/docs/changes").exists
     config = host.file(f"{src}/vllm_omni/model_executor/models/voxtral_tts/configuration_voxtral_tts.py")
     assert "self.text_config = dict(text_config)" in config.content_string  # the fixture's #2405
-    assert "ref_audio" in host.file(f"{src}/vllm_omni/entrypoints/openai/serving_speech.py").content_string
+    assert "ref_audio" not in host.file(f"{src}/vllm_omni/entrypoints/openai/serving_speech.py").content_string
     assert host.file(f"{src}/{previous['stage_config_file']}").is_file
 
 
@@ -82,14 +91,14 @@ def test_seed_src_is_the_patched_checkout(host, previous):
 def test_each_release_runs_on_its_own(host, link):
     release = manifest(host, link)
     venv = release["venv"]
-    assert "--omni" in host.check_output(f"{venv}/bin/vllm-omni --help")
+    assert release["stage_config_flag"] in host.check_output(f"{venv}/bin/vllm-omni serve --omni --help=all")
     probe = host.check_output(
         f"{venv}/bin/python -c 'import json, vllm, vllm_omni; "
         "from vllm_omni.model_executor.models.registry import _OMNI_MODELS as m; "
         "print(json.dumps([vllm.__version__, vllm_omni.__version__, sorted(m)]))'"
     )
     vllm_version, omni_version, archs = json.loads(probe)
-    assert (vllm_version, omni_version) == (release["vllm_version"], release["version"])
+    assert (vllm_version, omni_version) == (release["vllm_version"], release["vllm_omni_version"])
     assert "VoxtralTTSForConditionalGeneration" in archs
 
 
@@ -111,8 +120,9 @@ def test_the_checkout_is_clean_with_no_leftover_worktree(host):
     checkout = f"{ROOT}/git/vllm-omni"
     assert host.check_output(f"git -C {checkout} status --porcelain") == ""
     assert len(host.check_output(f"git -C {checkout} worktree list").splitlines()) == 1
-    # Fetched: the seed's PRs and the conflicting one; superseded PRs never are.
+    # Fetched: the seed's PRs and the conflicting one; superseded, left-out and unpinned PRs never are.
     assert host.check_output(f"git -C {checkout} for-each-ref --format='%(refname)' refs/pull").split() == [
-        "refs/pull/2405/head", "refs/pull/2790/head", "refs/pull/9001/head",
-        "refs/pull/9002/head", "refs/pull/9003/head",
+        "refs/pull/2405/head", "refs/pull/9001/head", "refs/pull/9002/head", "refs/pull/9003/head",
     ]  # fmt: skip
+    # The base branch the PRs' own commits are counted from, fetched from the same remote.
+    assert host.check_output(f"git -C {checkout} rev-parse refs/git_pr_patches/base/main")
