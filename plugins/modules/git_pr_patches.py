@@ -148,7 +148,7 @@ author:
 """
 
 EXAMPLES = r"""
-- name: Apply #2405 on v0.18.0; #2790 left out (vars/profiles.yml of the vllm_omni_build role)
+- name: "Apply #2405 on v0.18.0, #2790 left out (vars/profiles.yml of the vllm_omni_build role)"
   git_pr_patches:
     repo_dir: /opt/vllm-omni/git/vllm-omni
     base: v0.18.0
