@@ -166,6 +166,19 @@ def test_explicit_patches_spec_and_indexes(tmp_path):
     ]
 
 
+def test_unpinned_prs_pass_the_preflight_only_when_allowed_left_out_or_expected_superseded(tmp_path):
+    allowed = resolve(
+        tmp_path, vllm_omni_build_profile="seed-0.18", vllm_omni_build_patches=[{"pr": 2790}],
+        vllm_omni_build_allow_unpinned=True,
+    )  # fmt: skip
+    assert allowed["patches"] == [{"pr": 2790}]
+    anchor = {"path": "vllm_omni/entrypoints/openai/serving_speech.py", "text": "_build_voxtral_prompt"}
+    expected = resolve(
+        tmp_path, vllm_omni_build_patches=[{"pr": 2790, "superseded_from": "0.30.0", "anchors": [anchor]}]
+    )
+    assert [p["pr"] for p in expected["patches"]] == [2790]  # the module then checks the tree at v0.30.0
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
