@@ -96,7 +96,8 @@ def gemma_impact(state_before: dict | None, state_after: dict | None, gemma_mode
         "baseline_p50_ms": _number(after.get("baseline_p50_ms"), MS),
         "baseline_at": after.get("baseline_at"),
         "baseline_from_this_run": _changed(after, before, "baseline_at"),
-        "abort_threshold_ms": _number(after.get("abort_threshold_ms"), MS),
+        # The limit this run's post-flight gate applied (the baseline's unless overridden), else the baseline's.
+        "abort_threshold_ms": _number(post.get("post_flight_threshold_ms", after.get("abort_threshold_ms")), MS),
         "post_flight_p50_ms": _number(post.get("post_flight_p50_ms"), MS),
         "post_flight_at": post.get("post_flight_at"),
         "drift_ratio": _number(post.get("drift_ratio"), UNITLESS),

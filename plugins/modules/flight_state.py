@@ -113,28 +113,15 @@ stamped:
   sample: "2026-04-14T17:30:00Z"
 """
 
+import contextlib
 import copy
-import datetime
-import fcntl
-import json
 import os
 
-from ansible.module_utils.atomic_file import write_atomically
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.state_file import StateFileError, dump, load, locked, save, utc_now_iso
 
-
-def utc_now_iso() -> str:
-    """The current UTC time, to the second, in the form the state file uses everywhere."""
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def dump(data: dict) -> str:
-    """Stable, human-readable serialisation: equal content gives equal text."""
-    return json.dumps(data, indent=2, sort_keys=True) + "\n"
-
-
-class FlightStateError(Exception):
-    """A state file the module refuses to touch (not JSON, not an object, ...)."""
+# A state file the module refuses to touch (not JSON, not an object, ...).
+FlightStateError = StateFileError
 
 
 class FlightState:
@@ -144,26 +131,10 @@ class FlightState:
         self.module = module
         self.params = module.params
         self.path = self.params["path"]
-        self.lock_fd: int | None = None
 
     # -- reading -----------------------------------------------------------------------------------
     def load(self) -> tuple[dict, bool]:
-        try:
-            with open(self.path, encoding="utf-8") as handle:
-                text = handle.read()
-        except FileNotFoundError:
-            return {}, False
-        if not text.strip():
-            return {}, True
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise FlightStateError(f"{self.path} is not valid JSON ({exc}); refusing to overwrite it") from exc
-        if not isinstance(data, dict):
-            raise FlightStateError(
-                f"{self.path} holds a JSON {type(data).__name__}, not an object; refusing to overwrite it"
-            )
-        return data, True
+        return load(self.path)
 
     # -- changing ----------------------------------------------------------------------------------
     def updated(self, before: dict) -> tuple[dict, str | None]:
@@ -194,16 +165,6 @@ class FlightState:
         return after, stamped
 
     # -- writing -----------------------------------------------------------------------------------
-    def lock(self) -> None:
-        """Serialise writers (this module and the flight guard's script) on <path>.lock."""
-        self.lock_fd = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(self.lock_fd, fcntl.LOCK_EX)
-
-    def unlock(self) -> None:
-        if self.lock_fd is not None:
-            os.close(self.lock_fd)
-            self.lock_fd = None
-
     def file_mode(self) -> int:
         mode = self.params["mode"]
         if isinstance(mode, int):
@@ -214,7 +175,7 @@ class FlightState:
             raise FlightStateError(f"mode {mode!r} is not an octal number such as '0644'") from exc
 
     def write(self, data: dict) -> None:
-        write_atomically(self.path, dump(data).encode("utf-8"), self.file_mode())
+        save(self.path, data, self.file_mode())
 
     def mode_differs(self) -> bool:
         try:
@@ -242,9 +203,8 @@ class FlightState:
         if writing and state == "present" and not os.path.isdir(directory):
             os.makedirs(directory, mode=0o755, exist_ok=True)
             result["changed"] = True
-        if writing and os.path.isdir(directory):
-            self.lock()
-        try:
+        # Writers (this module and the flight guard's restore program) serialise on <path>.lock.
+        with locked(self.path) if writing and os.path.isdir(directory) else contextlib.nullcontext():
             before, exists = self.load()
             after, stamped = self.updated(before)
             content_changes = after != before or (not exists and state == "present")
@@ -256,8 +216,6 @@ class FlightState:
                 result["changed"] = True
                 if writing:
                     os.chmod(self.path, self.file_mode())
-        finally:
-            self.unlock()
 
         result.update(
             state_data=after,

@@ -137,7 +137,7 @@ def test_rollback_is_harmless_when_nothing_is_deployed(flight):
 # Bad input: (case, extra vars, what the one error must contain). Refused before the lock is taken.
 BAD_INPUT = [
     ("wrong architecture", {"preflight_allowed_architectures": ["aarch64"]}, "architecture x86_64 is not in"),
-    ("unknown flight mode", {"voxtral_gemma_mode": "bogus"}, "voxtral_gemma_mode must be pause or coexist, not bogus"),
+    ("unknown flight mode", {"voxtral_gemma_mode": "bogus"}, "voxtral_gemma_mode must be one of: pause, coexist"),
     ("unknown build profile", {"vllm_omni_build_profile": "gb10-9.99"}, "gb10-9.99"),
 ]
 

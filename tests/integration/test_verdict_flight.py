@@ -5,12 +5,16 @@ Samantha reference, so the flight's A/B runs too. The fakes' latencies are injec
 first_audio_ms and rtf, the fake Gemma's 190 ± 10 ms, the fake Chatterbox's delay), and the figures of the
 verdict must be those: never faster than injected, within a tolerance above (no wall-clock speed is
 asserted beyond what the fakes themselves sleep), and audio lengths exact. In order: a good flight (go),
-a flight whose deploy fails (no-go naming the phase, Gemma back), a benchmark with nothing deployed.
+a flight whose deploy fails (no-go naming the phase, Gemma back), a benchmark with nothing deployed, and a
+flight that holds one lock from its deploy to its rollback.
 """
 
 import json
 import math
+import re
 import sys
+import threading
+import time
 import wave
 
 import jsonschema
@@ -260,3 +264,32 @@ def test_a_benchmark_with_nothing_deployed_is_a_no_go_naming_the_benchmark(fligh
     assert verdict["phases"]["deploy"]["status"] == "not_run"
     assert flight.sh(f"test -e {LOCK}").returncode == 1
     assert flight.is_active("gemma.service")
+
+
+def test_a_flight_holds_one_lock_from_its_deploy_to_its_rollback(flight):
+    """No other run can slip in between the phases: the lock is taken once, held throughout, released once."""
+    seen = []
+    running = threading.Event()
+    running.set()
+
+    def watch():
+        while running.is_set():
+            seen.append(flight.sh(f"test -e {LOCK}").returncode == 0)
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        run = flight.run("flight.yml")
+    finally:
+        running.clear()
+        watcher.join()
+    assert run.status == "successful", run.stdout[-3000:]
+    taken = run.ok_results("Take the flight lock (refused while another run holds it)")
+    released = run.ok_results("Release the flight lock this run took")
+    assert len(taken) == 1, taken
+    assert len(released) == 1, released
+    # One held span: absent, then present without a gap until the end, then absent again.
+    spans = "".join("x" if held else "." for held in seen)
+    assert re.fullmatch(r"\.*x+\.*", spans), spans
+    assert_gemma_back(flight)

@@ -341,6 +341,13 @@ def test_a_run_that_never_paused_gemma_had_no_outage_and_keeps_the_old_baseline_
     assert gemma_impact(BEFORE, BEFORE, "coexist")["user_mode"] == "coexist"
 
 
+def test_the_abort_threshold_is_the_limit_this_runs_post_flight_gate_applied():
+    """An override of the recorded ratio is what the verdict reports; without one, the baseline's threshold."""
+    overridden = {"gemma": {**AFTER["gemma"], "post_flight_max_ratio": 3.0, "post_flight_threshold_ms": 571.2}}
+    assert gemma_impact(BEFORE, overridden, "pause")["abort_threshold_ms"] == 571.2
+    assert gemma_impact(BEFORE, AFTER, "pause")["abort_threshold_ms"] == 380.8
+
+
 def test_gemma_impact_of_an_empty_state_is_all_unknown():
     impact = gemma_impact({}, {}, None)
     assert impact["baseline_p50_ms"] is None and impact["post_flight_gate_passed"] is None

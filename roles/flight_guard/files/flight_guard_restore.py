@@ -1,0 +1,135 @@
+#!/usr/bin/python3
+"""Flight guard: the deadline of a Voxtral flight passed without a disarm, so put Gemma back.
+
+Run by the transient <unit>.service (fired by <unit>.timer), with no controller involved: stop and disable
+Voxtral, start (and re-enable) Gemma as the state file's gemma section recorded it (the baseline records
+which unit or container serves Gemma, the pause what it stopped), and record guard_fired_at in the state
+file. Every line it prints lands in the journal of the unit.
+
+    flight-guard-restore [CONFIG]    (default: the program's own path + ".json", rendered by the role's arm)
+
+The state file is read and written through state_file.py (installed beside this program), under the same
+lock and with the same atomic write as the flight_state module.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+
+import state_file  # installed beside this program by flight_guard's arm
+
+
+def log(config: dict, message: str) -> None:
+    print(f"{config['unit_name']}: {message}", flush=True)
+
+
+def now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def run(config: dict, argv: list[str], timeout: int = 120) -> bool:
+    """Run a command, log it and its outcome; return True when it succeeded."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log(config, f"{' '.join(argv)}: {exc}")
+        return False
+    output = (done.stdout + done.stderr).strip().replace("\n", " | ")
+    log(config, f"{' '.join(argv)}: exit {done.returncode}" + (f" ({output})" if output else ""))
+    return done.returncode == 0
+
+
+def unit_exists(unit: str) -> bool:
+    done = subprocess.run(
+        ["systemctl", "show", "--property=LoadState", "--value", unit], capture_output=True, text=True, check=False
+    )
+    return done.returncode == 0 and done.stdout.strip() not in ("", "not-found")
+
+
+def seconds_between(earlier: str | None, later: datetime.datetime) -> int | None:
+    try:
+        began = datetime.datetime.strptime(earlier or "", state_file.ISO).replace(tzinfo=datetime.timezone.utc)
+    except ValueError:
+        return None
+    return int((later - began).total_seconds())
+
+
+def restore_gemma(config: dict, gemma: dict) -> tuple[bool, str]:
+    """Start Gemma as the state file recorded it; (succeeded, what was done)."""
+    if not gemma.get("mode"):
+        return False, "no Gemma recorded in the state file (no baseline was taken): nothing to start"
+    if gemma.get("was_active") is False:
+        return True, "left stopped (was not running before the flight)"
+    timeout = int(config["start_timeout"])
+    if gemma["mode"] == "container":
+        name = f"{gemma.get('container_engine')} container {gemma.get('container_name')}"
+        ok = run(config, [gemma["container_engine"], "start", gemma["container_name"]], timeout=timeout)
+        return ok, f"started {name}" if ok else f"could not start {name}"
+    if gemma.get("was_enabled"):
+        run(config, ["systemctl", "enable", gemma["unit"]])
+    ok = run(config, ["systemctl", "start", gemma["unit"]], timeout=timeout)
+    return ok, f"started unit {gemma['unit']}" if ok else f"could not start unit {gemma['unit']}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    config_path = argv[0] if argv else os.path.realpath(__file__) + ".json"
+    with open(config_path, encoding="utf-8") as handle:
+        config = json.load(handle)
+    path = config["state_path"]
+    fired = now()
+    log(config, f"deadline passed without a disarm at {fired.strftime(state_file.ISO)}: restoring Gemma")
+    try:
+        with state_file.locked(path):
+            gemma = state_file.load(path)[0].get("gemma") or {}
+    except (OSError, ValueError) as exc:
+        log(config, f"cannot read {path} ({exc})")
+        gemma = {}
+
+    # Voxtral first: its memory must be free before Gemma loads.
+    voxtral_unit = config["voxtral_unit"]
+    if unit_exists(voxtral_unit):
+        voxtral_ok = run(config, ["systemctl", "disable", "--now", voxtral_unit])
+    else:
+        log(config, f"{voxtral_unit} is not installed: nothing to stop")
+        voxtral_ok = True
+
+    gemma_ok, what = restore_gemma(config, gemma)
+    log(config, what)
+
+    done = now()
+    try:
+        with state_file.locked(path):
+            state = state_file.load(path)[0]
+            state.setdefault("flight_guard", {}).update(
+                armed=False,
+                guard_fired_at=fired.strftime(state_file.ISO),
+                guard_gemma=what,
+                guard_voxtral_stopped=voxtral_ok,
+                guard_ok=voxtral_ok and gemma_ok,
+            )
+            section = state.setdefault("gemma", {})
+            if section.get("paused") and gemma_ok:
+                section.update(
+                    paused=False,
+                    restored_by="flight_guard",
+                    restored_at=done.strftime(state_file.ISO),
+                    guard_fired_at=fired.strftime(state_file.ISO),
+                    outage_seconds=seconds_between(section.get("paused_at"), done),
+                )
+            state_file.save(path, state)
+    except (OSError, ValueError) as exc:
+        log(config, f"could not record the firing in {path}: {exc}")
+        return 1
+    log(config, f"recorded guard_fired_at in {path}")
+    return 0 if voxtral_ok and gemma_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
