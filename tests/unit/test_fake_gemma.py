@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -196,3 +198,92 @@ def test_keep_alive_requests_carry_no_nagle_delay(serve):
         timings.append(time.monotonic() - start)
     connection.close()
     assert sorted(timings)[2] < 0.03
+
+
+# --- interference: slower while the fake Voxtral synthesizes --------------------------------------
+
+
+def test_interference_slows_answers_only_while_the_marker_is_fresh(serve, tmp_path):
+    marker = tmp_path / "voxtral-streaming"
+    behaviour = tmp_path / "behaviour.json"
+    behaviour.write_text(json.dumps({"latency_ms": 20, "interference_ms": 250, "interference_marker": str(marker)}))
+    server = serve("--behaviour-file", str(behaviour))
+    assert server.chat()[2] < 0.2  # no marker: Voxtral is not synthesizing
+    marker.touch()
+    status, _, elapsed = server.chat()
+    assert status == 200
+    assert elapsed >= 0.26
+    stale = time.time() - 5
+    os.utime(marker, (stale, stale))  # the stream ended seconds ago
+    assert server.chat()[2] < 0.2
+
+
+def test_interference_applies_to_streamed_answers_and_its_window_is_a_knob(serve, tmp_path):
+    marker = tmp_path / "voxtral-streaming"
+    behaviour = tmp_path / "behaviour.json"
+    knobs = {"latency_ms": 0, "interference_ms": 200, "interference_marker": str(marker), "interference_window_s": 10}
+    behaviour.write_text(json.dumps(knobs))
+    server = serve("--behaviour-file", str(behaviour))
+    marker.touch()
+    old = time.time() - 5
+    os.utime(marker, (old, old))  # 5 s old, inside a 10 s window
+    assert server.request("POST", "/v1/chat/completions", {**CHAT, "stream": True})[2] >= 0.19
+
+
+def test_interference_off_by_default_and_from_the_command_line(serve, tmp_path):
+    marker = tmp_path / "voxtral-streaming"
+    marker.touch()
+    assert serve("--latency-ms", "0", "--interference-marker", str(marker)).chat()[2] < 0.15  # 0 ms by default
+    slowed = serve("--latency-ms", "0", "--interference-ms", "200", "--interference-marker", str(marker))
+    assert slowed.chat()[2] >= 0.19
+
+
+def test_a_streaming_fake_voxtral_slows_the_fake_gemma(serve, tmp_path):
+    """The two fakes together, as on the simulated Spark: Gemma answers slower while Voxtral streams."""
+    sys.path.insert(0, str(FAKE.parent))
+    from make_weights import make_snapshot
+
+    marker = tmp_path / "voxtral-streaming"
+    gemma_behaviour = tmp_path / "gemma.json"
+    gemma_behaviour.write_text(
+        json.dumps({"latency_ms": 20, "interference_ms": 300, "interference_marker": str(marker)})
+    )
+    gemma = serve("--behaviour-file", str(gemma_behaviour))
+    voxtral_behaviour = tmp_path / "voxtral.json"
+    voxtral_behaviour.write_text(json.dumps({"first_audio_ms": 50, "rtf": 1.0, "streaming_marker": str(marker)}))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cli = FAKE.parent / "fake_vllm_omni" / "cli.py"
+    env = {**os.environ, "VLLM_OMNI_FAKE_VERSION": "0.30.0", "FAKE_VLLM_OMNI_BEHAVIOUR": str(voxtral_behaviour)}
+    snapshot = make_snapshot(tmp_path / "hf")
+    voxtral = subprocess.Popen(
+        [sys.executable, str(cli), "serve", str(snapshot), "--omni", "--tokenizer-mode", "mistral",
+         "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "fake vllm-omni did not start"
+                time.sleep(0.05)
+        idle = gemma.chat()[2]
+        speech = json.dumps({"input": "x" * 30, "voice": "casual_male", "stream": True, "stream_format": "audio",
+                             "response_format": "pcm"}).encode()  # fmt: skip
+        stream = urllib.request.urlopen(
+            urllib.request.Request(f"http://127.0.0.1:{port}/v1/audio/speech", data=speech, method="POST",
+                                   headers={"Content-Type": "application/json"}), timeout=10,
+        )  # fmt: skip
+        stream.read(4096)  # audio is flowing (1.8 s of it at rtf 1.0)
+        during = gemma.chat()[2]
+        stream.read()
+        stream.close()
+    finally:
+        voxtral.terminate()
+        voxtral.wait(timeout=10)
+    assert idle < 0.2
+    assert during >= 0.3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import math
 import os
 import signal
 import socket
@@ -408,3 +409,140 @@ def test_sigterm_stops_cleanly_and_logs_the_stages(env):
     output = proc.stdout.read()
     assert "stage 0: gpu_memory_utilization=0.3 max_model_len=2048 max_num_seqs=8" in output
     assert f"Starting vLLM API server on http://127.0.0.1:{port}" in output
+
+
+# --- memory at start (vLLM 0.30 request_memory) and the memory it holds -------------------------
+
+GIB = 1024**3
+
+
+def fake_meminfo(env: Env, total_gib: float, available_gib: float) -> Path:
+    path = env.tmp / "meminfo"
+    path.write_text(
+        f"MemTotal:       {int(total_gib * 1024 * 1024)} kB\nMemFree:        1024 kB\n"
+        f"MemAvailable:   {int(available_gib * 1024 * 1024)} kB\n"
+    )
+    return path
+
+
+def vllm_refusal(free: float, total: float, fraction: float) -> str:
+    requested = math.ceil(int(total * GIB) * fraction)
+    return (
+        f"ValueError: Free memory on device cuda:0 ({round(free, 2)}/{round(total, 2)} GiB) on startup is less than "
+        f"desired GPU memory utilization ({fraction}, {round(requested / GIB, 2)} GiB). Decrease GPU memory "
+        "utilization or reduce GPU memory used by other processes."
+    )
+
+
+def test_memory_check_refuses_stage0_like_vllm(env):
+    # Upstream's 0.8 of a GB10 (121.7 GiB) with 60 GiB available (Gemma serving): stage 0 refuses.
+    env.behaviour(memory_check=True, device_total_gib=121.7, meminfo_path=str(fake_meminfo(env, 121.7, 60)))
+    args = [a for a in env.serve_args("0.30.0") if a not in ("--deploy-config", str(env.deploy))]
+    result = env.run("0.30.0", *args, "--port", str(free_port()))
+    assert result.returncode == 1
+    assert result.stderr.strip() == vllm_refusal(60.0, 121.7, 0.8)
+    assert "stage 1" not in result.stdout  # vLLM never reaches the second engine
+
+
+def test_memory_check_refuses_stage1_with_stage0s_claim_gone(env):
+    # Deploy config 0.3 + 0.05 of 100 GiB with 33 GiB free: stage 0 takes 30, stage 1 finds 3 < 5.
+    env.behaviour(memory_check=True, device_total_gib=100, meminfo_path=str(fake_meminfo(env, 100, 33)))
+    result = env.run("0.30.0", *env.serve_args("0.30.0"), "--port", str(free_port()))
+    assert result.returncode == 1
+    assert result.stderr.strip() == vllm_refusal(33.0 - 30.0, 100.0, 0.05)
+    assert "stage 0: free 33.0/100.0 GiB at start, requests 30.0 GiB (0.3)" in result.stdout
+
+
+def test_memory_check_uses_the_stage_overrides_and_memtotal(env):
+    env.behaviour(memory_check=True, meminfo_path=str(fake_meminfo(env, 24, 10)))
+    override = json.dumps({"0": {"gpu_memory_utilization": 0.5}})
+    result = env.run("0.30.0", *env.serve_args("0.30.0"), "--stage-overrides", override, "--port", str(free_port()))
+    assert result.returncode == 1
+    assert result.stderr.strip() == vllm_refusal(10.0, 24.0, 0.5)
+
+
+def test_memory_check_starts_when_both_stages_fit(env):
+    env.behaviour(memory_check=True, device_total_gib=100, meminfo_path=str(fake_meminfo(env, 100, 36)))
+    port = env.start("0.30.0")
+    assert request(port, "GET", "/health")[0] == 200
+
+
+def test_without_memory_check_upstream_fractions_start_on_a_small_machine(env):
+    env.behaviour(meminfo_path=str(fake_meminfo(env, 24, 1)))  # memory_check is off by default
+    assert request(env.start("0.30.0"), "GET", "/health")[0] == 200
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_claimed_memory_is_really_held_scaled_and_counted_for_the_next_stage(env):
+    # 1 GiB device, 0.3 + 0.05: claims 0.3 and 0.05 GiB; memory_scale 0.25 holds a quarter of each.
+    # Free 0.36 GiB: stage 1 finds 0.36 - 0.3 = 0.06 >= 0.05 although only 0.075 GiB was allocated.
+    env.behaviour(
+        memory_check=True, device_total_gib=1, memory_scale=0.25, meminfo_path=str(fake_meminfo(env, 1, 0.36))
+    )
+    port = env.start("0.30.0")
+    proc = env.procs[-1]
+    held = int(math.ceil(GIB * 0.3) * 0.25) + int(math.ceil(GIB * 0.05) * 0.25)
+    assert rss_bytes(proc.pid) >= held
+    assert request(port, "GET", "/health")[0] == 200
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    output = proc.stdout.read()
+    assert "stage 0: holding 0.08 GiB (memory_scale 0.25)" in output
+    assert "stage 1: free 0.06/1.0 GiB at start, requests 0.05 GiB (0.05)" in output
+
+
+def test_memory_scale_counts_the_unheld_part_against_stage1(env):
+    # Same claims, free 0.34 GiB: stage 1 sees 0.04 < 0.05 even though the scale held only 0.075 GiB.
+    env.behaviour(
+        memory_check=True, device_total_gib=1, memory_scale=0.25, meminfo_path=str(fake_meminfo(env, 1, 0.34))
+    )
+    result = env.run("0.30.0", *env.serve_args("0.30.0"), "--port", str(free_port()))
+    assert result.returncode == 1
+    assert "(0.04/1.0 GiB) on startup is less than desired GPU memory utilization (0.05, 0.05 GiB)" in result.stderr
+
+
+def test_unreadable_meminfo_is_a_clear_start_failure(env):
+    env.behaviour(memory_check=True, meminfo_path=str(env.tmp / "absent"))
+    result = env.run("0.30.0", *env.serve_args("0.30.0"), "--port", str(free_port()))
+    assert result.returncode == 1
+    assert f"cannot read memory from {env.tmp / 'absent'}" in result.stderr
+
+
+# --- the streaming marker (the fake Gemma's interference) ---------------------------------------
+
+
+def test_streaming_marker_is_renewed_while_audio_streams_only(env):
+    marker = env.tmp / "voxtral-streaming"
+    env.behaviour(first_audio_ms=100, rtf=1.0, streaming_marker=str(marker))
+    port = env.start("0.30.0", "--served-model-name", SERVED)
+    assert not marker.exists()  # serving, not synthesizing
+    text = "x" * 20  # 1.2 s of audio at rtf 1.0
+    body = speech_body(input=text, stream=True, stream_format="audio", response_format="pcm")
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("POST", "/v1/audio/speech", body=json.dumps(body), headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+    response.read1(65536)
+    ages = []
+    for _ in range(4):
+        time.sleep(0.2)
+        ages.append(time.time() - marker.stat().st_mtime)
+    response.read()
+    conn.close()
+    assert max(ages) < 0.35, ages  # renewed at least every 0.1 s (plus scheduling)
+    time.sleep(0.5)
+    assert time.time() - marker.stat().st_mtime >= 0.4  # no longer renewed once the stream ended
+
+
+def test_streaming_marker_covers_a_whole_file_synthesis(env):
+    marker = env.tmp / "voxtral-streaming"
+    env.behaviour(first_audio_ms=400, rtf=0.0, streaming_marker=str(marker))
+    port = env.start("0.30.0", "--served-model-name", SERVED)
+    start = time.time()
+    assert request(port, "POST", "/v1/audio/speech", speech_body())[0] == 200
+    assert marker.stat().st_mtime >= start + 0.25  # touched during the wait, not only at its start
