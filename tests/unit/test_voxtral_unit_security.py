@@ -80,6 +80,8 @@ def test_serve_command():
     assert args[args.index("--init-timeout") + 1] == "600"
     assert "--api-key" not in args  # the key lives in the 0600 environment file only
     assert "HF_HUB_OFFLINE=1" in d["Environment"]
+    assert "VLLM_LOGGING_COLOR=0" in d["Environment"]  # 0.30 forces colour under --omni otherwise
+    assert not any(e.startswith("TRANSFORMERS_OFFLINE") for e in d["Environment"])  # transformers 5.x ignores it
     assert d["EnvironmentFile"] == ["/var/lib/voxtral-tts/voxtral-tts.env"]
 
 
