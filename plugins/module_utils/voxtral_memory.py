@@ -269,11 +269,20 @@ def ceil_fraction(needed_bytes: int, total_bytes: int, decimals: int = DEFAULT_F
 
 
 def stage_checks(available_bytes: int, claims: list[int], host_process_bytes: int) -> list[dict]:
-    """vLLM's start checks in turn: stage 0 against what is free, stage 1 with stage 0's claim gone too."""
+    """vLLM's start checks in turn: stage 0 against what is free, stage 1 with stage 0's claim gone too.
+
+    Voxtral's own processes are counted as already there (conservative). A stage after a refused one is
+    never reached (the server fails at the first), but its figures are kept for the record.
+    """
     free = available_bytes - host_process_bytes
     checks = []
+    reached = True
     for stage, claim in enumerate(claims):
-        checks.append({"stage": stage, "free_bytes": free, "requested_bytes": claim, "passes": free >= claim})
+        passes = free >= claim
+        checks.append(
+            {"stage": stage, "free_bytes": free, "requested_bytes": claim, "passes": passes, "reached": reached}
+        )
+        reached = reached and passes
         free -= claim
     return checks
 
@@ -431,8 +440,11 @@ def summary_line(result: dict) -> str:
             + f" + overhead {gib(stage['overhead_bytes'])}) -> {stage['fraction']}"
         )
     upstream = result["upstream"]
+    after_pause = ""
+    if result["fits_after_pause"] is not None and result["decision"] == "pause":
+        after_pause = "; fits once Gemma is paused" if result["fits_after_pause"] else "; does not fit even paused"
     return (
-        f"memory plan: {result['decision']}: {result['reason']}; "
+        f"memory plan: {result['decision']}: {result['reason']}{after_pause}; "
         + "; ".join(parts)
         + f" of {gib(result['device_total_bytes'])} GiB; upstream's "
         + " + ".join(str(f) for f in upstream["fractions"].values())

@@ -20,6 +20,7 @@ from ansible.module_utils.voxtral_memory import (
     read_params,
     read_safetensors_header,
     snapshot_tensor_bytes,
+    stage_checks,
     stage_weight_bytes,
 )
 
@@ -343,10 +344,19 @@ def test_stage_checks_are_in_turn(tmp_path):
         max_num_seqs=2, overhead=NO_OVERHEAD, host_process_bytes=5 * MIB, margin_bytes=0,
     )  # fmt: skip
     first, second = result["upstream"]["stage_checks"]
-    assert first == {"stage": 0, "free_bytes": 85 * MIB, "requested_bytes": 80 * MIB, "passes": True}
-    assert second == {"stage": 1, "free_bytes": 5 * MIB, "requested_bytes": 10 * MIB, "passes": False}
+    assert first == {"stage": 0, "free_bytes": 85 * MIB, "requested_bytes": 80 * MIB, "passes": True, "reached": True}
+    assert second == {
+        "stage": 1, "free_bytes": 5 * MIB, "requested_bytes": 10 * MIB, "passes": False, "reached": True,
+    }  # fmt: skip
     assert result["upstream"]["starts_now"] is False
     assert result["upstream"]["total_claim_bytes"] == 90 * MIB
+
+
+def test_a_stage_after_a_refused_one_is_not_reached():
+    checks = stage_checks(50, [60, 10], host_process_bytes=0)
+    assert [(c["passes"], c["reached"]) for c in checks] == [(False, True), (False, False)]
+    checks = stage_checks(100, [60, 10], host_process_bytes=20)
+    assert [(c["free_bytes"], c["passes"], c["reached"]) for c in checks] == [(80, True, True), (20, True, True)]
 
 
 def test_device_total_defaults_to_memtotal(tmp_path):
@@ -363,8 +373,10 @@ def test_fits_after_pause(tmp_path):
     path = str(meminfo(tmp_path, 200_000, 1024))
     result = plan(str(snap), path, margin_bytes=4 * MIB, reclaimable_bytes=20 * MIB, max_num_seqs=1, **common)
     assert (result["decision"], result["fits_after_pause"]) == ("pause", True)
+    assert "available now; fits once Gemma is paused; stage 0" in result["summary"]
     result = plan(str(snap), path, margin_bytes=40 * MIB, reclaimable_bytes=20 * MIB, max_num_seqs=1, **common)
     assert (result["decision"], result["fits_after_pause"]) == ("pause", False)
+    assert "; does not fit even paused;" in result["summary"]
     assert plan(str(snap), path, **common)["fits_after_pause"] is None
 
 
