@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -165,3 +166,55 @@ def test_safetensors_helper_matches_the_tensor_table(tmp_path):
     path = tmp_path / "w.safetensors"
     path.write_bytes(safetensors(TENSORS))
     assert set(voxtral_memory.read_safetensors_header(str(path))) == set(TENSORS)
+
+
+# --- the plan against the fake vllm-omni's start check (the same rule on both sides) ------------------
+
+FAKE_CLI = ROOT / "tests" / "fixtures" / "fake_vllm_omni" / "cli.py"
+DEPLOY_CONFIG = "stages:\n  - stage_id: 0\n    max_model_len: 4096\n  - stage_id: 1\n    max_model_len: 65536\n"
+
+
+def start_fake(tmp_path: Path, snapshot: Path, meminfo_path: Path, overrides: dict) -> tuple[int, str]:
+    """Run the fake with the plan's --stage-overrides until it serves (then stop it) or exits."""
+    config = tmp_path / "deploy.yaml"
+    config.write_text(DEPLOY_CONFIG)
+    behaviour = tmp_path / "fake-behaviour.json"
+    behaviour.write_text(json.dumps({"memory_check": True, "device_total_gib": 1, "meminfo_path": str(meminfo_path)}))
+    env = {"PATH": "/usr/bin:/bin", "VLLM_OMNI_FAKE_VERSION": "0.30.0", "FAKE_VLLM_OMNI_BEHAVIOUR": str(behaviour)}
+    args = [
+        sys.executable, str(FAKE_CLI), "serve", str(snapshot), "--omni", "--tokenizer-mode", "mistral",
+        "--deploy-config", str(config), "--stage-overrides", json.dumps(overrides), "--host", "127.0.0.1",
+        "--port", "0",
+    ]  # fmt: skip
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = []
+    for line in proc.stdout:
+        output.append(line)
+        if "Starting vLLM API server" in line:
+            proc.terminate()
+            break
+    proc.wait(timeout=10)
+    proc.stdout.close()
+    return proc.returncode, "".join(output)
+
+
+def test_a_coexist_plan_starts_the_fake_and_one_kib_less_is_refused(tmp_path):
+    # No host processes, no margin: coexist exactly when vLLM's two checks pass, and the fake agrees.
+    fixture = make_snapshot(tmp_path / "hf")
+    args = {
+        "snapshot_dir": str(fixture), "device_total_bytes": GIB, "host_process_bytes": 0, "margin_bytes": 0,
+        "max_num_seqs": 4, "stage0_cuda_context_bytes": 64 << 20, "stage0_cuda_graph_bytes": 0,
+        "stage0_activation_bytes": 0, "stage1_cuda_context_bytes": 32 << 20, "stage1_activation_bytes": 0,
+    }  # fmt: skip
+    probe = run_module({**args, "meminfo_path": str(meminfo(tmp_path, 2 * 1024 * 1024, 1024 * 1024))})
+    required_kib = -(-probe["plan"]["required_bytes"] // 1024)
+    at_boundary = meminfo(tmp_path, 2 * 1024 * 1024, required_kib)
+    fits = run_module({**args, "meminfo_path": str(at_boundary)})
+    assert fits["decision"] == "coexist"
+    code, output = start_fake(tmp_path, fixture, at_boundary, fits["stage_overrides"])
+    assert "Starting vLLM API server" in output, output
+    short = meminfo(tmp_path, 2 * 1024 * 1024, required_kib - 1)
+    assert run_module({**args, "meminfo_path": str(short)})["decision"] == "pause"
+    code, output = start_fake(tmp_path, fixture, short, fits["stage_overrides"])
+    assert code == 1
+    assert "on startup is less than desired GPU memory utilization" in output
