@@ -7,7 +7,8 @@ How vLLM 0.30 decides at start (vllm/v1/worker/utils.py `request_memory`, vllm/u
 `MemorySnapshot.measure`): each engine requests ceil(total x gpu_memory_utilization) and refuses when
 free memory is lower; on an integrated GPU (GB10) free is MemAvailable and total is cudaMemGetInfo's.
 vllm-omni starts one engine per stage on the same device, stage 0 first, then stage 1 with stage 0's
-claim already gone from free. An engine then fills its claim (the KV cache takes what the weights,
+claim already gone from free (vllm-omni 0.30.0 engine/stage_runtime.py `_initialize_stage_replicas`:
+stages sharing a GPU initialize sequentially). An engine then fills its claim (the KV cache takes what the weights,
 activations and non-torch memory leave), so a claim is also what the stage holds once it serves.
 """
 
