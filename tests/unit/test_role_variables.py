@@ -125,3 +125,10 @@ def test_the_scan_sees_the_flight_settings():
     names = read_names(ROLES / "voxtral")
     assert {"voxtral_gate_requests", "voxtral_gemma_mode", "voxtral_state_path"} <= set(names)
     assert "voxtral_gate_requests" in spec_options(ROLES / "voxtral")
+
+
+@pytest.mark.parametrize("role_dir", ROLE_DIRS, ids=[p.name for p in ROLE_DIRS])
+def test_a_role_documents_only_variables_of_its_own_prefix(role_dir):
+    """voxtral_* belongs to the flight role voxtral, except what a longer prefix (voxtral_service_) claims."""
+    foreign = sorted(name for name in spec_options(role_dir) if owner_of(name) != role_dir.name)
+    assert not foreign, f"{role_dir.name} documents variables another role's prefix claims: {foreign}"
