@@ -7,6 +7,7 @@ import io
 import json
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import wave
 from pathlib import Path
 
 import pytest
+from ansible.module_utils.audio_metrics import check, measure, samples_from_pcm, samples_from_wav
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = ROOT / "tests" / "fixtures" / "fake_vllm_omni" / "cli.py"
@@ -546,3 +548,88 @@ def test_streaming_marker_covers_a_whole_file_synthesis(env):
     start = time.time()
     assert request(port, "POST", "/v1/audio/speech", speech_body())[0] == 200
     assert marker.stat().st_mtime >= start + 0.25  # touched during the wait, not only at its start
+
+
+# --- what the audio sounds like (behaviour "audio") ----------------------------------------------
+
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
+STATUS_LINE = "The flight is on time, and Gemma is still serving."
+
+
+def stream_pcm(port: int, text: str) -> tuple[float, dict, bytes]:
+    """The gate's request (raw s16le streaming): time to the first body byte, headers, the whole body."""
+    body = speech_body(input=text, stream=True, stream_format="audio", response_format="pcm")
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    start = time.monotonic()
+    conn.request("POST", "/v1/audio/speech", body=json.dumps(body), headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+    assert response.status == 200
+    first = response.read1(65536)
+    ttfa = time.monotonic() - start
+    pcm = first + response.read()
+    conn.close()
+    return ttfa, dict(response.getheaders()), pcm
+
+
+@needs_espeak
+def test_speech_is_espeak_ng_at_the_texts_length_and_passes_the_audio_checks(env):
+    port = env.start("0.30.0", "--served-model-name", SERVED)
+    ttfa, headers, pcm = stream_pcm(port, STATUS_LINE)
+    assert headers["X-Fake-Audio"] == "speech"
+    assert len(pcm) == 2 * expected_samples(STATUS_LINE)
+    assert ttfa < 1.0
+    figures = measure(samples_from_pcm(pcm), 24000, STATUS_LINE)
+    assert check(figures, utterance="medium-status") == [], figures
+    status, headers, body = request(
+        port, "POST", "/v1/audio/speech", speech_body(input=STATUS_LINE, voice="casual_male")
+    )
+    assert status == 200 and headers["X-Fake-Audio"] == "speech"
+    samples, rate = samples_from_wav(body)
+    assert rate == 24000 and len(samples) == expected_samples(STATUS_LINE)
+    assert check(measure(samples, rate, STATUS_LINE), utterance="medium-status") == []
+
+
+@pytest.mark.parametrize(
+    ("mode", "failed_limits"),
+    [
+        ("silence", {"min_speech_ratio", "max_leading_silence_s", "min_loudness_lufs"}),
+        ("noise", {"min_speech_ratio", "max_clipping_ratio", "max_loudness_lufs"}),
+        ("truncate", {"min_duration_ratio"}),
+    ],
+)
+def test_each_failure_mode_keeps_a_good_ttfa_and_fails_the_audio_checks(env, mode, failed_limits):
+    env.behaviour(audio=mode, first_audio_ms=50, rtf=0.05)
+    port = env.start("0.30.0", "--served-model-name", SERVED)
+    ttfa, headers, pcm = stream_pcm(port, STATUS_LINE)
+    assert headers["X-Fake-Audio"].startswith(mode)
+    assert ttfa < 1.0
+    expected_bytes = 2 * (
+        round(0.4 * expected_samples(STATUS_LINE)) if mode == "truncate" else expected_samples(STATUS_LINE)
+    )
+    assert len(pcm) == expected_bytes
+    problems = check(measure(samples_from_pcm(pcm), 24000, STATUS_LINE), utterance="medium-status")
+    assert all(problem.startswith("medium-status: ") for problem in problems)
+    failed = {problem.rsplit("(", 1)[1].rstrip(")") for problem in problems}
+    assert failed_limits <= failed, problems
+
+
+def test_without_espeak_ng_the_speech_is_a_tone_and_says_so(env, tmp_path):
+    # PATH without espeak-ng (the interpreter is started by its absolute path).
+    port = env.start("0.30.0", "--served-model-name", SERVED, env={"PATH": str(tmp_path)})
+    _, headers, pcm = stream_pcm(port, STATUS_LINE)
+    assert headers["X-Fake-Audio"] == "tone (espeak-ng not found)"
+    assert len(pcm) == 2 * expected_samples(STATUS_LINE)
+    proc = env.procs[-1]
+    proc.terminate()
+    assert "audio: tones (espeak-ng not found on PATH)" in proc.communicate(timeout=10)[0]
+
+
+def test_tone_mode_and_an_unknown_audio_mode(env):
+    env.behaviour(audio="tone")
+    port = env.start("0.30.0", "--served-model-name", SERVED)
+    status, headers, body = request(port, "POST", "/v1/audio/speech", speech_body(response_format="pcm"))
+    assert status == 200 and headers["X-Fake-Audio"] == "tone"
+    env.behaviour(audio="mumble")
+    status, _, body = request(port, "POST", "/v1/audio/speech", speech_body())
+    assert status == 500
+    assert "behaviour audio 'mumble' is not one of" in json.loads(body)["message"]
