@@ -17,6 +17,10 @@ Figures of one utterance (``measure``):
 
 ``check(figures, limits, utterance)`` gives one message per failed limit, naming the utterance, the
 figure and the limit; ``DEFAULT_LIMITS`` holds the defaults a role's variables start from.
+
+On the controller only, ``model_speech(samples, rate)`` adds ``model_speech_ratio`` from silero-vad's
+packaged ONNX model (needs numpy, onnxruntime and the silero-vad distribution's model file, imported only
+there): it tells a voice from a steady tone or coloured noise, which the frame detector above cannot.
 """
 
 from __future__ import annotations
@@ -56,6 +60,14 @@ ABSOLUTE_GATE_LKFS = -70.0
 RELATIVE_GATE_LU = -10.0
 LOUDNESS_OFFSET_DB = -0.691
 
+# silero-vad's own default speech threshold (silero-vad 6.2.3 utils_vad.py get_speech_timestamps).
+MODEL_SPEECH_THRESHOLD = 0.5
+# silero-vad 6.2.3 utils_vad.py OnnxWrapper: 512-sample windows at 16 kHz, each with the previous 64 as context.
+MODEL_RATE = 16000
+MODEL_WINDOW = 512
+MODEL_CONTEXT = 64
+MODEL_FILE = "silero_vad/data/silero_vad.onnx"
+
 DEFAULT_LIMITS = {
     "max_leading_silence_s": 1.0,
     "max_trailing_silence_s": 1.5,
@@ -66,6 +78,8 @@ DEFAULT_LIMITS = {
     "max_loudness_lufs": -8.0,
     "min_duration_ratio": 0.5,
     "max_duration_ratio": 2.0,
+    # Checked only where model_speech ran (the controller); a VAD model's speech share of an utterance.
+    "min_model_speech_ratio": 0.5,
 }
 
 
@@ -256,6 +270,7 @@ _RULES = (
     ("loudness_lufs", "max_loudness_lufs", operator.gt, ">", " LUFS"),
     ("duration_ratio", "min_duration_ratio", operator.lt, "<", "×"),
     ("duration_ratio", "max_duration_ratio", operator.gt, ">", "×"),
+    ("model_speech_ratio", "min_model_speech_ratio", operator.lt, "<", ""),
 )
 
 
@@ -284,3 +299,57 @@ def check(figures: dict, limits: dict | None = None, utterance: str = "utterance
         elif fails(value, limit):
             problems.append(f"{utterance}: {name} {value:g}{unit} {symbol} {limit:g}{unit} ({limit_name})")
     return problems
+
+
+def silero_model_path() -> str:
+    """The ONNX model inside the installed silero-vad distribution, found without importing the package
+    (its __init__ imports torch, which this path does not need)."""
+    import importlib.metadata
+
+    try:
+        files = importlib.metadata.files("silero-vad") or []
+    except importlib.metadata.PackageNotFoundError:
+        raise RuntimeError("model VAD: silero-vad is not installed") from None
+    for file in files:
+        if str(file).replace("\\", "/").endswith(MODEL_FILE):
+            return str(file.locate())
+    raise RuntimeError(f"model VAD: the silero-vad distribution has no {MODEL_FILE}")
+
+
+_SESSIONS: dict = {}
+
+
+def model_speech(samples: Sequence[int], rate: int, model_path: str | None = None) -> dict:
+    """silero-vad's speech probability per 32 ms window: ``model_speech_ratio`` (windows at or above
+    MODEL_SPEECH_THRESHOLD) and ``model_speech_max_probability``. Controller only: numpy + onnxruntime."""
+    import numpy as np
+    import onnxruntime
+
+    path = model_path or silero_model_path()
+    session = _SESSIONS.get(path)
+    if session is None:
+        options = onnxruntime.SessionOptions()
+        options.inter_op_num_threads = options.intra_op_num_threads = 1  # one core per utterance
+        session = onnxruntime.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
+        _SESSIONS[path] = session
+    signal = np.asarray(samples, dtype=np.float32) / FULL_SCALE
+    if rate != MODEL_RATE and len(signal):
+        # Linear interpolation to 16 kHz: what speech carries above 8 kHz is too weak to mislead the model.
+        times = np.arange(int(len(signal) * MODEL_RATE / rate)) * (rate / MODEL_RATE)
+        signal = np.interp(times, np.arange(len(signal)), signal).astype(np.float32)
+    state = np.zeros((2, 1, 128), dtype=np.float32)
+    context = np.zeros((1, MODEL_CONTEXT), dtype=np.float32)
+    sample_rate = np.array(MODEL_RATE, dtype=np.int64)
+    probabilities = []
+    for start in range(0, len(signal) - MODEL_WINDOW + 1, MODEL_WINDOW):
+        window = np.concatenate([context, signal[None, start : start + MODEL_WINDOW]], axis=1)
+        output, state = session.run(None, {"input": window, "state": state, "sr": sample_rate})
+        context = window[:, -MODEL_CONTEXT:]
+        probabilities.append(float(output[0, 0]))
+    if not probabilities:
+        return {"model_speech_ratio": 0.0, "model_speech_max_probability": 0.0}
+    speech = sum(1 for p in probabilities if p >= MODEL_SPEECH_THRESHOLD)
+    return {
+        "model_speech_ratio": round(speech / len(probabilities), 4),
+        "model_speech_max_probability": round(max(probabilities), 4),
+    }

@@ -227,3 +227,69 @@ def test_truncated_speech_fails_the_duration_ratio_only():
     assert len(problems) == 1
     assert problems[0].startswith("medium-status: duration ratio 0.")
     assert problems[0].endswith("< 0.5× (min_duration_ratio)")
+
+
+# --- the controller's model VAD (optional: numpy, onnxruntime, silero-vad's packaged ONNX model) ---
+
+
+def model_vad_available() -> bool:
+    try:
+        import numpy  # noqa: F401
+        import onnxruntime  # noqa: F401
+        from ansible.module_utils.audio_metrics import silero_model_path
+
+        silero_model_path()
+    except (ImportError, RuntimeError):
+        return False
+    return True
+
+
+needs_model_vad = pytest.mark.skipif(not model_vad_available(), reason="numpy/onnxruntime/silero-vad not installed")
+
+
+@needs_model_vad
+@needs_espeak
+def test_model_vad_hears_espeak_speech():
+    from ansible.module_utils.audio_metrics import model_speech
+
+    samples, rate = espeak()
+    figures = {**measure(samples, rate, TEXT), **model_speech(samples, rate)}
+    assert figures["model_speech_ratio"] > 0.7
+    assert check(figures, utterance="medium-status") == []
+
+
+@needs_model_vad
+@pytest.mark.parametrize(
+    "signal",
+    [
+        pytest.param(lambda: sine(210, 0.3, 3.0), id="steady tone (passes the frame detector)"),
+        pytest.param(lambda: white_noise(0.03, 3.0), id="white noise"),
+        pytest.param(lambda: [0] * (3 * RATE), id="silence"),
+    ],
+)
+def test_model_vad_rejects_what_is_not_a_voice(signal):
+    from ansible.module_utils.audio_metrics import model_speech
+
+    figures = model_speech(signal(), RATE)
+    assert figures["model_speech_ratio"] < 0.1
+    problems = check(figures, utterance="u")
+    assert len(problems) == 1 and problems[0].startswith("u: model speech ratio 0")
+    assert problems[0].endswith("< 0.5 (min_model_speech_ratio)")
+
+
+def test_a_tone_passes_the_stdlib_checks():
+    # Why the model VAD exists: a steady tone has a voice's level and zero crossings.
+    assert check(measure(sine(210, 0.3, 3.0), RATE, TEXT)) == []
+
+
+def test_model_vad_without_silero_vad_says_so(monkeypatch):
+    import importlib.metadata
+
+    from ansible.module_utils.audio_metrics import silero_model_path
+
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "files", missing)
+    with pytest.raises(RuntimeError, match="model VAD: silero-vad is not installed"):
+        silero_model_path()
