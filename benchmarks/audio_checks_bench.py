@@ -7,7 +7,8 @@
     on the Spark with the host's Python), whole and by part (loudness, frame detector);
 (b) the controller's model VAD (silero-vad's ONNX model through onnxruntime) when numpy, onnxruntime and
     silero-vad are importable (e.g. /tmp/venv-audio/bin/python with ansible-core installed);
-(c) what the speaking fakes add before their first byte: espeak-ng plus the stdlib resampling to 24 kHz.
+(c) what the speaking fakes add before their first byte: espeak-ng plus the stdlib resampling to 24 kHz
+    (audioop.ratecv where the stdlib has it, a Python loop from 3.13).
 Utterances: the benchmark's short/medium/long lines as espeak-ng speech (a tone without espeak-ng).
 """
 
