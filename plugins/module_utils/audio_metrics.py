@@ -295,7 +295,12 @@ def check(figures: dict, limits: dict | None = None, utterance: str = "utterance
         if value is None:
             if figure not in unmeasurable:
                 unmeasurable.add(figure)
-                problems.append(f"{utterance}: {name} not measurable (silence), limit {limit:g}{unit} ({limit_name})")
+                why = (
+                    f"shorter than one {LOUDNESS_BLOCK_S * 1000:g} ms block"
+                    if figures.get("duration_s", 0.0) < LOUDNESS_BLOCK_S
+                    else f"silence: every block under the {ABSOLUTE_GATE_LKFS:g} LKFS gate"
+                )
+                problems.append(f"{utterance}: {name} not measurable ({why}), limit {limit:g}{unit} ({limit_name})")
         elif fails(value, limit):
             problems.append(f"{utterance}: {name} {value:g}{unit} {symbol} {limit:g}{unit} ({limit_name})")
     return problems

@@ -107,7 +107,10 @@ def test_silence():
     problems = check(figures, utterance="short-ack")
     assert "short-ack: speech ratio 0 < 0.5 (min_speech_ratio)" in problems
     assert "short-ack: leading silence 3s > 1s (max_leading_silence_s)" in problems
-    assert "short-ack: loudness not measurable (silence), limit -35 LUFS (min_loudness_lufs)" in problems
+    assert (
+        "short-ack: loudness not measurable (silence: every block under the -70 LKFS gate), limit -35 LUFS "
+        "(min_loudness_lufs)"
+    ) in problems
     assert sum("loudness" in problem for problem in problems) == 1
 
 
@@ -182,6 +185,11 @@ def test_limits_override_none_skips_unknown_refuses():
     assert check(figures, only_duration) == ["utterance: duration ratio 1.5152× > 1.5× (max_duration_ratio)"]
     with pytest.raises(ValueError, match="unknown audio limits: max_silence"):
         check(figures, {"max_silence": 1})
+
+
+def test_audio_shorter_than_a_loudness_block_says_so():
+    problems = check(measure(sine(200, 0.3, 0.3), RATE, "Hi."), utterance="u")
+    assert "u: loudness not measurable (shorter than one 400 ms block), limit -35 LUFS (min_loudness_lufs)" in problems
 
 
 def test_empty_audio():
