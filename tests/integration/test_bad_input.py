@@ -49,7 +49,9 @@ BAD_VALUES = [
     ("gemma_post_flight_max_ratio", 0.5, "allowed: a ratio of at least 1"),
     ("gemma_url", "gemma.lan:8000", "allowed: an http(s) base URL"),
     # the dead-man's switch, the host, the build
+    ("gemma_post_flight_max_ratio_override", 0.9, "allowed: null or a ratio of at least 1"),
     ("flight_guard_deadline", "soon", "systemd time spans"),
+    ("flight_guard_unit_name", "guard.timer", "allowed: a unit name without .service or .timer"),
     ("preflight_min_free_disk_gib", 100000, "need 100000 GiB"),
     ("vllm_omni_build_profile", "gb10-9.99", "gb10-9.99"),
 ]
