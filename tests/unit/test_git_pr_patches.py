@@ -12,10 +12,12 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from unittest import mock
 
 import git_pr_patches
 import pytest
 import yaml
+from ansible.module_utils import _internal as ansible_internal
 from ansible.module_utils.common import warnings as ansible_warnings
 from ansible.module_utils.testing import patch_module_args
 
@@ -140,7 +142,13 @@ def run(capsys, tmp_path, check: bool = False, **args) -> dict:
         **args,
     }
     ansible_warnings._global_warnings.clear()  # one module run per process in Ansible; many here
-    with patch_module_args(args), pytest.raises(SystemExit):
+    # Once a test in the same process imported controller code (ansible.template), module warnings go to
+    # the controller's Display instead of the result: run the module as it runs on a host.
+    with (
+        patch_module_args(args),
+        mock.patch.object(ansible_internal, "is_controller", False),
+        pytest.raises(SystemExit),
+    ):
         git_pr_patches.main()
     return json.loads(capsys.readouterr().out)
 
