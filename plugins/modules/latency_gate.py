@@ -163,6 +163,28 @@ options:
   max_rtf_p50:
     description: Maximum p50 real-time factor. Needs O(pcm).
     type: float
+  audio_checks:
+    description:
+      - Listen to each successful response's audio (16-bit mono O(pcm)) after its timing is taken - is there
+        speech, how much silence leads and trails, is it clipped, how loud (ITU-R BS.1770), does its length fit
+        the text - and fail the gate when a figure is outside its limit (module_utils audio_metrics).
+      - A fast server streaming silence, noise or a truncated utterance passes the timing limits; this does not.
+    type: dict
+    suboptions:
+      text:
+        description: The text that was synthesized (for the duration check). Default is O(body_json)'s C(input).
+        type: str
+      utterance:
+        description: Name of the utterance in the messages.
+        type: str
+        default: gate
+      limits:
+        description:
+          - Limits over the defaults of audio_metrics C(DEFAULT_LIMITS) (max_leading_silence_s, max_trailing_silence_s,
+            min_speech_ratio, max_clipping_ratio, min_loudness_lufs, max_loudness_lufs, min_duration_ratio,
+            max_duration_ratio); a limit set to null is not checked.
+        type: dict
+        default: {}
   save_to:
     description:
       - Path on the managed host where the result is written as JSON (atomically, through a temporary file in
@@ -317,6 +339,12 @@ rtf:
   description: Real-time factor (total time / audio seconds) per successful request, keys as RV(total_ms).
   returned: when O(pcm) is given
   type: dict
+audio:
+  description:
+    - What O(audio_checks) heard - C(utterance), C(text), the C(limits) applied, the C(figures) of the first
+      successful response, and C(failures) (each message with the request it came from).
+  returned: when O(audio_checks) is given
+  type: dict
 baseline_p50_ms:
   description: The baseline given, or null.
   returned: always
@@ -398,6 +426,10 @@ from time import perf_counter
 from urllib.parse import urlsplit
 
 from ansible.module_utils.atomic_file import write_if_changed
+from ansible.module_utils.audio_metrics import DEFAULT_LIMITS as AUDIO_LIMITS
+from ansible.module_utils.audio_metrics import check as audio_check
+from ansible.module_utils.audio_metrics import measure as audio_measure
+from ansible.module_utils.audio_metrics import samples_from_pcm
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.latency_stats import ratio, summarize
 
@@ -449,6 +481,14 @@ ARGUMENT_SPEC = dict(
         ),
     ),
     max_rtf_p50=dict(type="float"),
+    audio_checks=dict(
+        type="dict",
+        options=dict(
+            text=dict(type="str"),
+            utterance=dict(type="str", default="gate"),
+            limits=dict(type="dict", default={}),
+        ),
+    ),
     save_to=dict(type="path"),
     samples_limit=dict(type="int", default=20),
     validate_certs=dict(type="bool", default=True),
@@ -587,6 +627,7 @@ class LatencyGate:
         self._consecutive_errors = 0
         self._stop_reason = None
         self._error_messages: dict[str, str] = {}
+        self.audio = None
 
     # -- parameters ---------------------------------------------------------------------------------
 
@@ -642,6 +683,14 @@ class LatencyGate:
             for name in ("sample_rate", "channels"):
                 if p["pcm"][name] < 1:
                     raise GateParameterError(f"pcm.{name} must be at least 1, got {p['pcm'][name]}")
+        if p["audio_checks"] is not None:
+            if p["pcm"] is None or (p["pcm"]["sample_width"], p["pcm"]["channels"]) != (2, 1):
+                raise GateParameterError("audio_checks needs pcm of 16-bit mono samples (sample_width 2, channels 1)")
+            unknown = sorted(set(p["audio_checks"]["limits"]) - set(AUDIO_LIMITS))
+            if unknown:
+                raise GateParameterError(
+                    f"audio_checks.limits: unknown {', '.join(unknown)} (known: {', '.join(AUDIO_LIMITS)})"
+                )
         headers = {str(k): str(v) for k, v in p["headers"].items()}
         if p["api_key"] and any(k.lower() == "authorization" for k in headers):
             raise GateParameterError("set either api_key or an Authorization header, not both")
@@ -681,6 +730,14 @@ class LatencyGate:
         self.expect_content_type = (p["expect_content_type"] or "").lower() or None
         pcm = p["pcm"]
         self.bytes_per_second = pcm["sample_rate"] * pcm["sample_width"] * pcm["channels"] if pcm else None
+        self.audio = None
+        if p["audio_checks"] is not None:
+            text = p["audio_checks"]["text"]
+            if text is None and isinstance(p["body_json"], (dict, str)):
+                document = json.loads(p["body_json"]) if isinstance(p["body_json"], str) else p["body_json"]
+                text = document.get("input") if isinstance(document, dict) else None
+            limits = {**AUDIO_LIMITS, **p["audio_checks"]["limits"]}
+            self.audio = {"utterance": p["audio_checks"]["utterance"], "text": text, "limits": limits}
 
     def _new_client(self) -> tuple:
         """One worker's httpx client (a single keep-alive connection) and the clock of its socket."""
@@ -769,9 +826,12 @@ class LatencyGate:
                     return self._failed(clock, sent, status, "content_type", message)
             first_byte = last_byte = None
             nbytes = 0
+            audio = bytearray() if self.audio is not None else None
             for chunk in response.iter_bytes():
                 if chunk:
                     now = perf_counter()
+                    if audio is not None:
+                        audio += chunk
                     # The read that brought this chunk, not the moment httpx handed it over.
                     last_byte = clock.read_at if clock is not None and clock.read_at is not None else now
                     if first_byte is None:
@@ -801,6 +861,12 @@ class LatencyGate:
         ttfb = first_byte if self.params["stream"] else None
         sample = self._sample(True, started, status, ttfb=ttfb, end=end)
         sample["bytes"] = nbytes
+        if audio is not None:  # after the timed window: listening costs the server nothing
+            figures = audio_measure(
+                samples_from_pcm(bytes(audio)), self.params["pcm"]["sample_rate"], self.audio["text"]
+            )
+            sample["audio"] = figures
+            sample["audio_failures"] = audio_check(figures, self.audio["limits"], self.audio["utterance"])
         return sample
 
     def _failed(self, clock, sent: float, status, kind: str, message: str) -> dict:
@@ -892,6 +958,13 @@ class LatencyGate:
                     s["rtf"] = s["total_ms"] / 1000.0 / s["audio_seconds"]
             result["audio_seconds"] = summarize((s["audio_seconds"] for s in good), UNITLESS)
             result["rtf"] = summarize((s["rtf"] for s in good), UNITLESS)
+        if self.audio is not None:
+            result["audio"] = {
+                **self.audio,
+                "figures": good[0]["audio"] if good else None,
+                "failures": [f"{m} (request {s['index']})" for s in good for m in s["audio_failures"]],
+                "failed_requests": sum(1 for s in good if s["audio_failures"]),
+            }
 
         baseline = p["baseline_p50_ms"]
         max_ratio = p["max_ratio"] if p["max_ratio"] is not None else DEFAULT_MAX_RATIO
@@ -936,6 +1009,15 @@ class LatencyGate:
         over("time to first byte p50", result["ttfb_ms"]["p50"], p["max_ttfb_p50_ms"])
         if "rtf" in result:
             over("RTF p50", result["rtf"]["p50"], p["max_rtf_p50"], unit="", decimals=2)
+        audio = result.get("audio")
+        if audio and audio["failed_requests"]:
+            # The first failing response's every figure; how many responses failed says whether it is a fluke.
+            first = audio["failures"][0].rsplit(" (request ", 1)[1]
+            heard = [m.rsplit(" (request ", 1)[0] for m in audio["failures"] if m.endswith(f" (request {first}")]
+            failures.append(
+                f"audio of request {first.rstrip(')')}: {'; '.join(heard)} "
+                f"({audio['failed_requests']} of {result['ok']} responses failed an audio check)"
+            )
         if result["ok"] == 0 and not failures:
             failures.append(f"no successful request ({result['requests']} sent to {self.url})")
         # Drop the "not measured" duplicates when nothing succeeded: the error lines already say why.

@@ -348,3 +348,16 @@ class _Counter:
             value = self._value
             self._value += 1
             return value
+
+
+def audio_stream(pcm: bytes, chunk_bytes: int = 9600, first_chunk_ms: float = 20.0) -> Route:
+    """A chunked raw-PCM body of the given audio, as Voxtral streams it (first chunk after first_chunk_ms)."""
+
+    def route(handler: _Handler) -> None:
+        _start_chunked(handler, 200, "audio/pcm")
+        _sleep(handler, first_chunk_ms / 1000.0)
+        for start in range(0, len(pcm), chunk_bytes):
+            _write_chunk(handler, pcm[start : start + chunk_bytes])
+        _end_chunked(handler)
+
+    return route

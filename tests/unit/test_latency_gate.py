@@ -5,16 +5,21 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
+import random
 import re
 import statistics
 import time
+from array import array
 
 import latency_gate
 import pytest
 import yaml
+from ansible.module_utils import audio_metrics
 from ansible.module_utils.testing import patch_module_args
 from http_fixtures import (
     HTTPTestServer,
+    audio_stream,
     delay_sequence,
     drop_connection,
     every_nth_fails,
@@ -594,7 +599,108 @@ def test_documentation_matches_the_argument_spec():
 
 def test_documented_return_keys_are_returned(server):
     documented = set(yaml.safe_load(latency_gate.RETURN))
-    result = run_module({"url": server.url("/stream"), "stream": True, "requests": 1, "warmup": 0, "pcm": PCM})
+    no_limits = dict.fromkeys(audio_metrics.DEFAULT_LIMITS)  # every figure measured, none judged
+    result = run_module(
+        {
+            "url": server.url("/stream"),
+            "stream": True,
+            "requests": 1,
+            "warmup": 0,
+            "pcm": PCM,
+            "audio_checks": {"limits": no_limits},
+        }
+    )
     assert documented <= set(result), documented - set(result)
     undocumented = set(result) - documented - {"changed", "invocation"}
     assert not undocumented, undocumented
+
+
+# --- audio checks: the gate hears what it times -------------------------------------------------------
+
+RATE = 24000
+TEXT = "The gate hears the audio it times."  # 34 characters: about 2 s of speech
+
+
+def syllables(seconds: float, level: float = 0.3) -> bytes:
+    """A voiced-speech stand-in: 150 Hz with harmonics, in 200 ms syllables with 60 ms pauses (s16le)."""
+    samples = array("h")
+    for n in range(int(seconds * RATE)):
+        t = n / RATE
+        voiced = (t % 0.26) < 0.2
+        value = sum(math.sin(2 * math.pi * 150 * k * t) / k for k in (1, 2, 3)) / 1.83 if voiced else 0.0
+        samples.append(int(level * 32767 * value))
+    return samples.tobytes()
+
+
+def gate_args(srv, path):
+    return {
+        "url": srv.url(path),
+        "method": "POST",
+        "body_json": {"input": TEXT, "voice": "neutral_female"},
+        "stream": True,
+        "requests": 2,
+        "warmup": 0,
+        "pcm": PCM,
+        "audio_checks": {"utterance": "deploy-gate"},
+    }
+
+
+@pytest.fixture
+def audio_server():
+    rng = random.Random(7)
+    speech = syllables(2.0)
+    routes = {
+        "/speech": audio_stream(speech),
+        "/silence": audio_stream(b"\x00\x00" * 2 * RATE),
+        "/noise": audio_stream(array("h", (rng.choice((-32768, 32767)) for _ in range(2 * RATE))).tobytes()),
+        "/truncated": audio_stream(speech[: len(speech) * 3 // 10 // 2 * 2]),
+    }
+    with HTTPTestServer(routes) as running:
+        yield running
+
+
+def test_speech_passes_and_its_figures_are_returned(audio_server):
+    result = run_module(gate_args(audio_server, "/speech"))
+    assert result["passed"], result["failures"]
+    audio = result["audio"]
+    assert audio["utterance"] == "deploy-gate" and audio["text"] == TEXT
+    assert audio["figures"]["speech_ratio"] > 0.5 and audio["figures"]["loudness_lufs"] is not None
+    assert audio["failures"] == [] and audio["failed_requests"] == 0
+    assert audio["limits"] == audio_metrics.DEFAULT_LIMITS
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/silence", "deploy-gate: speech ratio 0 < 0.5 (min_speech_ratio)"),
+        ("/noise", "(max_clipping_ratio)"),
+        ("/truncated", "< 0.5× (min_duration_ratio)"),
+    ],
+)
+def test_silence_noise_or_a_truncated_utterance_fails_the_gate_at_a_good_ttfb(audio_server, path, expected):
+    result = run_module({**gate_args(audio_server, path), "max_ttfb_p50_ms": 2000})
+    assert not result["passed"]
+    [failure] = result["failures"]  # the timing limits pass: only the audio fails
+    assert failure.startswith("audio of request 0: deploy-gate: ")
+    assert expected in failure
+    assert failure.endswith("(2 of 2 responses failed an audio check)")
+
+
+def test_a_limit_set_to_null_is_not_checked(audio_server):
+    args = gate_args(audio_server, "/truncated")
+    args["audio_checks"]["limits"] = {"min_duration_ratio": None, "min_speech_ratio": 0.1}
+    assert run_module(args)["passed"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"pcm": None}, "audio_checks needs pcm of 16-bit mono samples (sample_width 2, channels 1)"),
+        ({"pcm": {"sample_rate": RATE, "channels": 2}}, "audio_checks needs pcm of 16-bit mono samples"),
+        ({"audio_checks": {"limits": {"max_silence": 1}}}, "audio_checks.limits: unknown max_silence (known: "),
+    ],
+)
+def test_bad_audio_settings_are_one_clear_error(audio_server, change, message):
+    args = {k: v for k, v in {**gate_args(audio_server, "/speech"), **change}.items() if v is not None}
+    result = run_module(args)
+    assert result["failed"] and message in result["msg"]
