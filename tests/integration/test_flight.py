@@ -163,8 +163,13 @@ MATRIX = [
     (
         "cherry-pick conflict",
         None,
-        {"vllm_omni_build_profile": "seed-0.18", "vllm_omni_build_patches": [{"pr": 9001}]},
-        "#9001",
+        # Unpinned on purpose (allowed, with a warning): the fixture's PR heads are not the real pinned ones.
+        {
+            "vllm_omni_build_profile": "seed-0.18",
+            "vllm_omni_build_patches": [{"pr": 9001}],
+            "vllm_omni_build_allow_unpinned": True,
+        },
+        "does not apply on",
     ),
     (
         "weights missing",
