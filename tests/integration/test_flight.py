@@ -179,6 +179,10 @@ MATRIX = [
         "Voxtral weights missing",
     ),
     ("unit crashes at start", {"crash_at_start": True}, None, ROLLED_BACK),
+    # A fast Voxtral that streams no voice: the timing passes, the audio checks do not.
+    ("voxtral streams silence", {"audio": "silence"}, None, "speech ratio 0 < 0.5 (min_speech_ratio)"),
+    ("voxtral streams clipped noise", {"audio": "noise"}, None, "(max_clipping_ratio)"),
+    ("voxtral cuts its speech short", {"audio": "truncate"}, None, "(min_duration_ratio)"),
     ("health timeout", {"warmup_s": 600}, {"voxtral_service_init_timeout": 8}, ROLLED_BACK),
     ("voxtral gate fails", {"first_audio_ms": 2500}, None, "time to first byte p50"),
 ]

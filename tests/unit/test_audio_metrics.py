@@ -7,6 +7,7 @@ import random
 import shutil
 import struct
 import subprocess
+from pathlib import Path
 
 import pytest
 from ansible.module_utils.audio_metrics import (
@@ -301,3 +302,13 @@ def test_model_vad_without_silero_vad_says_so(monkeypatch):
     monkeypatch.setattr(importlib.metadata, "files", missing)
     with pytest.raises(RuntimeError, match="model VAD: silero-vad is not installed"):
         silero_model_path()
+
+
+def test_the_role_documents_every_audio_limit():
+    """voxtral_service_audio_limits' argument spec lists exactly the limits audio_metrics knows (kept in step)."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    spec = yaml.safe_load((root / "roles" / "voxtral_service" / "meta" / "argument_specs.yml").read_text())
+    option = spec["argument_specs"]["main"]["options"]["voxtral_service_audio_limits"]
+    assert set(option["options"]) == set(DEFAULT_LIMITS)
