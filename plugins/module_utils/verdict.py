@@ -68,25 +68,33 @@ def _bool(value):
 # -- the sections of the verdict ---------------------------------------------------------------------------
 
 
-def gemma_impact(state_before: dict | None, state_after: dict | None, gemma_mode: str | None) -> dict:
+def gemma_impact(
+    state_before: dict | None, state_after: dict | None, gemma_mode: str | None, written: dict | None = None
+) -> dict:
     """What the run cost Gemma, from the host's state file before and after it.
 
-    Only what this run wrote counts: a post-flight gate or a baseline recorded by an earlier run (same
-    timestamp before and after) is not this run's. ``outage_duration_minutes`` is the outage this run ended
+    Only what this run wrote counts: a post-flight gate or a baseline recorded by an earlier run is not this
+    run's. ``written`` is the run's own record of the gemma timestamps it wrote (the gemma role's
+    ``gemma_run_stamps``: baseline_at, paused_at, restored_at, post_flight_at); without it, a timestamp that
+    differs between the two snapshots counts as this run's. ``outage_duration_minutes`` is the outage this run ended
     by restoring Gemma (``paused_before_this_run`` when an earlier run paused it), 0 when Gemma served
     throughout, and null while Gemma is still paused (the outage has not ended).
     """
     before = (state_before or {}).get("gemma") or {}
     after = (state_after or {}).get("gemma") or {}
     paused_now = bool(after.get("paused"))
-    paused_this_run = _changed(after, before, "paused_at")
-    post_flight_this_run = _changed(after, before, "post_flight_at")
+
+    def this_run(key: str) -> bool:
+        return key in written if written is not None else _changed(after, before, key)
+
+    paused_this_run = this_run("paused_at")
+    post_flight_this_run = this_run("post_flight_at")
 
     # The outage this run ended (its own pause, or one an earlier run left behind), none while Gemma is still
     # paused (it has not ended), and 0 when Gemma was serving throughout.
     outage_seconds = None
     if not paused_now:
-        if _changed(after, before, "restored_at"):
+        if this_run("restored_at"):
             outage_seconds = _number(after.get("outage_seconds"))
         elif not paused_this_run:
             outage_seconds = 0.0
@@ -95,7 +103,7 @@ def gemma_impact(state_before: dict | None, state_after: dict | None, gemma_mode
     return {
         "baseline_p50_ms": _number(after.get("baseline_p50_ms"), MS),
         "baseline_at": after.get("baseline_at"),
-        "baseline_from_this_run": _changed(after, before, "baseline_at"),
+        "baseline_from_this_run": this_run("baseline_at"),
         # The limit this run's post-flight gate applied (the baseline's unless overridden), else the baseline's.
         "abort_threshold_ms": _number(post.get("post_flight_threshold_ms", after.get("abort_threshold_ms")), MS),
         "post_flight_p50_ms": _number(post.get("post_flight_p50_ms"), MS),
@@ -400,6 +408,7 @@ def build_verdict(
     benchmark: dict | None = None,
     provisional: bool = False,
     files: dict | None = None,
+    gemma_written: dict | None = None,
 ) -> dict:
     """The verdict of one run on one host (see schemas/verdict.schema.json)."""
     if kind not in KINDS:
@@ -411,7 +420,7 @@ def build_verdict(
         voxtral_state = (state_after or {}).get("voxtral") or {}
         release = voxtral_state.get("release") if voxtral_state.get("deployed") else None
     normalised = normalise_phases(phases, benchmark, kind)
-    impact = gemma_impact(state_before, state_after, gemma_mode)
+    impact = gemma_impact(state_before, state_after, gemma_mode, gemma_written)
     verdict_word, reasons, failed_phase, error = decide(normalised, impact, kind, provisional)
     verdict = {
         "schema_version": SCHEMA_VERSION,

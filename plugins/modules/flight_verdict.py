@@ -58,6 +58,12 @@ options:
   gemma_mode:
     description: C(voxtral_gemma_mode) of the run (V(pause) or V(coexist)).
     type: str
+  gemma_written:
+    description:
+      - The gemma section's timestamps this run wrote, as the gemma role registered them (C(gemma_run_stamps)
+        with C(baseline_at), C(paused_at), C(restored_at), C(post_flight_at)). What the run did is read from it;
+        without it, a timestamp that differs between O(state_before) and O(state_after) counts as this run's.
+    type: dict
   release:
     description: The vllm-omni release (release.json) this run built and configured; null when the build did not finish.
     type: raw
@@ -182,6 +188,7 @@ class FlightVerdict:
                 benchmark=None if p["provisional"] else benchmark,
                 provisional=p["provisional"],
                 files=relative,
+                gemma_written=p["gemma_written"],
             )
         except ValueError as exc:
             self.module.fail_json(msg=f"cannot build the verdict: {exc}")
@@ -216,6 +223,7 @@ def main() -> None:
             "state_before": {"type": "dict", "default": {}},
             "state_after": {"type": "dict"},
             "gemma_mode": {"type": "str"},
+            "gemma_written": {"type": "dict"},
             "release": {"type": "raw"},
             "requested_build": {"type": "dict", "default": {}},
             "benchmark": {"type": "raw"},

@@ -321,6 +321,17 @@ def test_gemma_impact_counts_only_what_this_run_wrote():
     }
 
 
+def test_what_the_run_registered_decides_what_is_this_runs():
+    """The gemma role's own record of what it wrote wins over comparing the two snapshots."""
+    wrote_all = {key: AFTER["gemma"][key] for key in ("baseline_at", "paused_at", "restored_at", "post_flight_at")}
+    assert gemma_impact(BEFORE, AFTER, "pause", wrote_all) == gemma_impact(BEFORE, AFTER, "pause")
+    # Another writer changed the file during the run (the snapshots differ), but this run wrote nothing.
+    untouched = gemma_impact(BEFORE, AFTER, "pause", {})
+    assert untouched["baseline_from_this_run"] is False
+    assert untouched["post_flight_p50_ms"] is None and untouched["post_flight_gate_passed"] is None
+    assert untouched["outage_seconds"] == 0.0
+
+
 def test_an_outage_an_earlier_run_began_and_this_run_ended_is_counted():
     before = copy.deepcopy(AFTER)
     before["gemma"].update(paused=True, restored_at=None, outage_seconds=None)
