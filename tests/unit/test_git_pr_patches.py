@@ -144,12 +144,15 @@ def run(capsys, tmp_path, check: bool = False, **args) -> dict:
     ansible_warnings._global_warnings.clear()  # one module run per process in Ansible; many here
     # Once a test in the same process imported controller code (ansible.template), module warnings go to
     # the controller's Display instead of the result: run the module as it runs on a host.
-    with (
-        patch_module_args(args),
-        mock.patch.object(ansible_internal, "is_controller", False),
-        pytest.raises(SystemExit),
-    ):
-        git_pr_patches.main()
+    try:
+        with (
+            patch_module_args(args),
+            mock.patch.object(ansible_internal, "is_controller", False),
+            pytest.raises(SystemExit),
+        ):
+            git_pr_patches.main()
+    finally:
+        ansible_warnings._global_warnings.clear()  # nothing of this run leaks into the next module's result
     return json.loads(capsys.readouterr().out)
 
 
