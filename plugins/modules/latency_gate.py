@@ -628,6 +628,7 @@ class LatencyGate:
         self._stop_reason = None
         self._error_messages: dict[str, str] = {}
         self.audio = None
+        self._audio_first_failure = None
 
     # -- parameters ---------------------------------------------------------------------------------
 
@@ -959,12 +960,14 @@ class LatencyGate:
             result["audio_seconds"] = summarize((s["audio_seconds"] for s in good), UNITLESS)
             result["rtf"] = summarize((s["rtf"] for s in good), UNITLESS)
         if self.audio is not None:
+            heard_bad = [s for s in good if s["audio_failures"]]
             result["audio"] = {
                 **self.audio,
                 "figures": good[0]["audio"] if good else None,
-                "failures": [f"{m} (request {s['index']})" for s in good for m in s["audio_failures"]],
-                "failed_requests": sum(1 for s in good if s["audio_failures"]),
+                "failures": [f"{m} (request {s['index']})" for s in heard_bad for m in s["audio_failures"]],
+                "failed_requests": len(heard_bad),
             }
+            self._audio_first_failure = heard_bad[0] if heard_bad else None
 
         baseline = p["baseline_p50_ms"]
         max_ratio = p["max_ratio"] if p["max_ratio"] is not None else DEFAULT_MAX_RATIO
@@ -1009,14 +1012,12 @@ class LatencyGate:
         over("time to first byte p50", result["ttfb_ms"]["p50"], p["max_ttfb_p50_ms"])
         if "rtf" in result:
             over("RTF p50", result["rtf"]["p50"], p["max_rtf_p50"], unit="", decimals=2)
-        audio = result.get("audio")
-        if audio and audio["failed_requests"]:
+        first = self._audio_first_failure
+        if first is not None:
             # The first failing response's every figure; how many responses failed says whether it is a fluke.
-            first = audio["failures"][0].rsplit(" (request ", 1)[1]
-            heard = [m.rsplit(" (request ", 1)[0] for m in audio["failures"] if m.endswith(f" (request {first}")]
             failures.append(
-                f"audio of request {first.rstrip(')')}: {'; '.join(heard)} "
-                f"({audio['failed_requests']} of {result['ok']} responses failed an audio check)"
+                f"audio of request {first['index']}: {'; '.join(first['audio_failures'])} "
+                f"({result['audio']['failed_requests']} of {result['ok']} responses failed an audio check)"
             )
         if result["ok"] == 0 and not failures:
             failures.append(f"no successful request ({result['requests']} sent to {self.url})")
