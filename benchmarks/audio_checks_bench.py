@@ -24,10 +24,8 @@ import sys
 import time
 from pathlib import Path
 
-import ansible.module_utils
-
 ROOT = Path(__file__).resolve().parents[1]
-ansible.module_utils.__path__.append(str(ROOT / "plugins" / "module_utils"))  # as Ansible loads module_utils
+sys.path.insert(0, str(ROOT / ".cache" / "collections"))  # the checkout as voxtral.deploy (scripts/setup.sh)
 sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "fake_vllm_omni"))
 
 from ansible.module_utils import audio_metrics  # noqa: E402

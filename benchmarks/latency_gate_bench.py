@@ -32,11 +32,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests" / "unit"), str(ROOT / "plugins" / "modules")]
-
-import ansible.module_utils  # noqa: E402
-
-ansible.module_utils.__path__.append(str(ROOT / "plugins" / "module_utils"))
+# tests/unit for its HTTP fixtures; the checkout as the collection voxtral.deploy (scripts/setup.sh).
+sys.path[:0] = [str(ROOT / "tests" / "unit"), str(ROOT / ".cache" / "collections")]
 
 SERVE_FLAG = "--serve"
 
@@ -66,8 +63,8 @@ def server_process():
 
 def run_gate(args: dict) -> dict:
     """The module's main(), as Ansible runs it, in this process; returns its JSON result."""
-    import latency_gate
     from ansible.module_utils.testing import patch_module_args
+    from ansible_collections.voxtral.deploy.plugins.modules import latency_gate
 
     stdout = io.StringIO()
     with patch_module_args(args), contextlib.redirect_stdout(stdout), contextlib.suppress(SystemExit):

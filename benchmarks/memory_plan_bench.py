@@ -20,13 +20,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-import ansible.module_utils
-
 ROOT = Path(__file__).resolve().parents[1]
-ansible.module_utils.__path__.append(str(ROOT / "plugins" / "module_utils"))  # as Ansible loads module_utils
+sys.path.insert(0, str(ROOT / ".cache" / "collections"))  # the checkout as voxtral.deploy (scripts/setup.sh)
 sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
 
-from ansible.module_utils.voxtral_memory import GIB, plan  # noqa: E402
+from ansible_collections.voxtral.deploy.plugins.module_utils.voxtral_memory import GIB, plan  # noqa: E402
 from make_weights import make_snapshot  # noqa: E402
 
 # A GB10's device total as vLLM sees it (cudaMemGetInfo): about 121.7 GiB (/work/shared/docs/UPSTREAM.md).

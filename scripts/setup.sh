@@ -54,6 +54,10 @@ PY
   rm -rf "$tmp"
 fi
 
+# The checkout itself is the collection voxtral.deploy (galaxy.yml): link it where Ansible looks.
+mkdir -p "$ANSIBLE_COLLECTIONS_PATH/ansible_collections/voxtral"
+ln -sfn "$VOXTRAL_ROOT" "$ANSIBLE_COLLECTIONS_PATH/ansible_collections/voxtral/deploy"
+
 # podman configuration in a project-owned place (TESTING.md: hybrid cgroup v1, no crun, ulimits).
 mkdir -p "$VOXTRAL_CACHE/containers" "$VOXTRAL_STORAGE"
 cat > "$CONTAINERS_CONF.new" <<CONF

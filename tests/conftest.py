@@ -1,11 +1,11 @@
-"""Shared pytest set-up: make the project's plugins importable the way Ansible imports them."""
+"""Shared pytest set-up: import the project's plugins as the collection voxtral.deploy, as Ansible does."""
 
 import sys
 from pathlib import Path
 
-import ansible.module_utils
-
 ROOT = Path(__file__).resolve().parent.parent
-# Ansible loads plugins/module_utils/<name>.py as ansible.module_utils.<name>; do the same here.
-ansible.module_utils.__path__.append(str(ROOT / "plugins" / "module_utils"))
-sys.path.insert(0, str(ROOT / "plugins" / "modules"))
+# scripts/setup.sh links the checkout in as .cache/collections/ansible_collections/voxtral/deploy.
+COLLECTIONS = ROOT / ".cache" / "collections"
+if not (COLLECTIONS / "ansible_collections" / "voxtral" / "deploy" / "galaxy.yml").is_file():
+    raise RuntimeError(f"{COLLECTIONS}/ansible_collections/voxtral/deploy is missing: run `make setup` first")
+sys.path.insert(0, str(COLLECTIONS))

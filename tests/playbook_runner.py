@@ -62,12 +62,9 @@ def run_on_fleet(hosts, playbook, workdir, extravars=None, check=False):
         inventory=inventory,
         extravars=extravars or {},
         cmdline="--check --diff" if check else None,
-        # ansible-runner sets ANSIBLE_CALLBACK_PLUGINS (its own event callback), which hides ansible.cfg's
-        # callback_plugins: name the project's here too, and runner appends its own.
-        envvars={
-            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-            "ANSIBLE_CALLBACK_PLUGINS": str(ROOT / "plugins" / "callback"),
-        },
+        # The progress callback is the collection's (voxtral.deploy.voxtral_progress, ansible.cfg), so
+        # runner's own ANSIBLE_CALLBACK_PLUGINS does not hide it.
+        envvars={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
         quiet=True,
     )
     return Run(runner)

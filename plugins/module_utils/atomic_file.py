@@ -1,6 +1,6 @@
 """Atomic file writes for the project's modules: readers see the old file or the new one, never half of it.
 
-Pure standard library (``from ansible.module_utils.atomic_file import write_atomically, write_if_changed``).
+Pure standard library (``from …module_utils.atomic_file import write_atomically, write_if_changed``).
 Not ``AnsibleModule.atomic_move``: that fails the task itself, and a module must still return its figures
 when a write fails.
 """

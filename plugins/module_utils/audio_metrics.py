@@ -1,6 +1,6 @@
 """Objective checks of synthesized speech: is there a voice, is it whole, is it clean and at a sane level.
 
-Pure standard library: shipped to the Spark with the latency gate (``from ansible.module_utils.audio_metrics
+Pure standard library: shipped to the Spark with the latency gate (``from …module_utils.audio_metrics
 import measure, check``) and run by the host's own Python 3.10+ (no numpy there), on the PCM the gate
 already receives. Input is 16-bit signed mono samples (``array('h')`` or any int sequence) and their rate.
 

@@ -1,7 +1,7 @@
 """Latency statistics shared by the latency gate, the TTS benchmark and the report.
 
 Pure standard library: this file is shipped to the target with the modules that import it
-(``from ansible.module_utils.latency_stats import summarize``) and must run on any Python 3.10+.
+(``from …module_utils.latency_stats import summarize``) and must run on any Python 3.10+.
 
 Percentile method: linear interpolation between closest ranks, the "inclusive" method
 (Hyndman & Fan type 7; numpy's default ``linear``; ``statistics.quantiles(method="inclusive")``).

@@ -1,6 +1,6 @@
 """The host's flight state file: one JSON object of sections, read and written under one lock, atomically.
 
-Pure standard library, shared by the ``flight_state`` module (``from ansible.module_utils.state_file import
+Pure standard library, shared by the ``flight_state`` module (``from …module_utils.state_file import
 ...``) and the flight guard's restore program, which runs on the host without Ansible (``flight_guard``
 installs this file and ``atomic_file.py`` beside it). Every writer takes an exclusive ``flock`` on
 ``<path>.lock`` for its read-change-write, so no writer loses another's update.
@@ -15,7 +15,7 @@ import json
 import os
 
 try:
-    from ansible.module_utils.atomic_file import write_atomically
+    from ansible_collections.voxtral.deploy.plugins.module_utils.atomic_file import write_atomically
 except ImportError:  # beside the flight guard's restore program on the host
     from atomic_file import write_atomically  # type: ignore[no-redef]
 

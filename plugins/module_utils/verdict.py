@@ -1,6 +1,6 @@
 """The verdict of a run (the seed's verdict JSON, written for every run) and the pages made from it.
 
-Pure standard library, shipped with the ``flight_verdict`` module (``from ansible.module_utils.verdict import
+Pure standard library, shipped with the ``flight_verdict`` module (``from …module_utils.verdict import
 ...``). Statistics come from ``latency_stats`` (the gate's own), never from a second implementation.
 
 Inputs are what the playbooks already hold: the phases they recorded (status and error), the host's flight
@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 import math
 
-from ansible.module_utils.latency_stats import summarize
+from ansible_collections.voxtral.deploy.plugins.module_utils.latency_stats import summarize
 
 SCHEMA_VERSION = 1
 VERDICTS = ("go", "no-go", "deferred")

@@ -95,8 +95,8 @@ import json
 import os
 import time
 
-from ansible.module_utils.atomic_file import write_atomically
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.voxtral.deploy.plugins.module_utils.atomic_file import write_atomically
 
 
 def _iso(epoch):

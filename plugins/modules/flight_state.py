@@ -118,7 +118,14 @@ import copy
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.state_file import StateFileError, dump, load, locked, save, utc_now_iso
+from ansible_collections.voxtral.deploy.plugins.module_utils.state_file import (
+    StateFileError,
+    dump,
+    load,
+    locked,
+    save,
+    utc_now_iso,
+)
 
 # A state file the module refuses to touch (not JSON, not an object, ...).
 FlightStateError = StateFileError

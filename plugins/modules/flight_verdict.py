@@ -120,9 +120,9 @@ import datetime
 import json
 import os
 
-from ansible.module_utils.atomic_file import write_if_changed
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.verdict import (
+from ansible_collections.voxtral.deploy.plugins.module_utils.atomic_file import write_if_changed
+from ansible_collections.voxtral.deploy.plugins.module_utils.verdict import (
     build_verdict,
     render_ab_html,
     render_ab_markdown,

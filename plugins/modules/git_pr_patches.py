@@ -253,8 +253,8 @@ import re
 import shutil
 import tempfile
 
-from ansible.module_utils.atomic_file import write_atomically
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.voxtral.deploy.plugins.module_utils.atomic_file import write_atomically
 
 HEX_RE = re.compile(r"^[0-9a-f]{7,40}$")
 BRANCH_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/-]*$")

@@ -425,13 +425,13 @@ from datetime import datetime, timezone
 from time import perf_counter
 from urllib.parse import urlsplit
 
-from ansible.module_utils.atomic_file import write_if_changed
-from ansible.module_utils.audio_metrics import DEFAULT_LIMITS as AUDIO_LIMITS
-from ansible.module_utils.audio_metrics import check as audio_check
-from ansible.module_utils.audio_metrics import measure as audio_measure
-from ansible.module_utils.audio_metrics import samples_from_pcm
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.latency_stats import ratio, summarize
+from ansible_collections.voxtral.deploy.plugins.module_utils.atomic_file import write_if_changed
+from ansible_collections.voxtral.deploy.plugins.module_utils.audio_metrics import DEFAULT_LIMITS as AUDIO_LIMITS
+from ansible_collections.voxtral.deploy.plugins.module_utils.audio_metrics import check as audio_check
+from ansible_collections.voxtral.deploy.plugins.module_utils.audio_metrics import measure as audio_measure
+from ansible_collections.voxtral.deploy.plugins.module_utils.audio_metrics import samples_from_pcm
+from ansible_collections.voxtral.deploy.plugins.module_utils.latency_stats import ratio, summarize
 
 try:
     import httpx

@@ -146,7 +146,7 @@ plan:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.voxtral_memory import MemoryPlanError, plan
+from ansible_collections.voxtral.deploy.plugins.module_utils.voxtral_memory import MemoryPlanError, plan
 
 ARGUMENT_SPEC = {
     "snapshot_dir": {"type": "path", "required": True},

@@ -22,7 +22,7 @@ SECRET = "gate-secret-7f3a9c"
 
 
 def _playbook(fast_url: str, slow_url: str, out_dir: Path) -> list:
-    gate = "latency_gate"  # found through ansible.cfg's library = plugins/modules
+    gate = "voxtral.deploy.latency_gate"  # the collection's, by FQCN
     return [
         {
             "name": "Latency gate through Ansible",
@@ -145,8 +145,10 @@ def test_gate_runs_through_ansible_playbook(tmp_path, ansible_env):
 
 def test_ansible_doc_renders(ansible_env):
     env = {**os.environ, **ansible_env}
-    args = [str(BIN / "ansible-doc"), "-M", "plugins/modules"]
-    text = subprocess.run([*args, "latency_gate"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    args = [str(BIN / "ansible-doc")]
+    text = subprocess.run(
+        [*args, "voxtral.deploy.latency_gate"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert text.returncode == 0, text.stderr
     assert "[ERROR]" not in text.stderr and "[WARNING]" not in text.stderr, text.stderr
     for expected in (
@@ -158,8 +160,8 @@ def test_ansible_doc_renders(ansible_env):
     ):
         assert expected in text.stdout
     as_json = subprocess.run(
-        [*args, "--json", "latency_gate"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        [*args, "--json", "voxtral.deploy.latency_gate"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
-    doc = json.loads(as_json.stdout)["latency_gate"]
+    doc = json.loads(as_json.stdout)["voxtral.deploy.latency_gate"]
     assert doc["doc"]["attributes"]["check_mode"]["support"] == "full"
     assert "failures" in doc["return"]

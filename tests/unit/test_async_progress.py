@@ -6,7 +6,7 @@ import subprocess
 import time
 
 import pytest
-from async_progress import AsyncProgress
+from ansible_collections.voxtral.deploy.plugins.modules.async_progress import AsyncProgress
 
 
 class Failed(Exception):

@@ -3,8 +3,12 @@
 import os
 
 import pytest
-from ansible.module_utils import atomic_file
-from ansible.module_utils.atomic_file import current_mode, write_atomically, write_if_changed
+from ansible_collections.voxtral.deploy.plugins.module_utils import atomic_file
+from ansible_collections.voxtral.deploy.plugins.module_utils.atomic_file import (
+    current_mode,
+    write_atomically,
+    write_if_changed,
+)
 
 
 def test_writes_a_new_file_with_the_umask_mode(tmp_path):

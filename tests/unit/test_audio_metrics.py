@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from ansible.module_utils.audio_metrics import (
+from ansible_collections.voxtral.deploy.plugins.module_utils.audio_metrics import (
     DEFAULT_LIMITS,
     check,
     expected_duration_s,
@@ -245,7 +245,7 @@ def model_vad_available() -> bool:
     try:
         import numpy  # noqa: F401
         import onnxruntime  # noqa: F401
-        from ansible.module_utils.audio_metrics import silero_model_path
+        from ansible_collections.voxtral.deploy.plugins.module_utils.audio_metrics import silero_model_path
 
         silero_model_path()
     except (ImportError, RuntimeError):
@@ -259,7 +259,7 @@ needs_model_vad = pytest.mark.skipif(not model_vad_available(), reason="numpy/on
 @needs_model_vad
 @needs_espeak
 def test_model_vad_hears_espeak_speech():
-    from ansible.module_utils.audio_metrics import model_speech
+    from ansible_collections.voxtral.deploy.plugins.module_utils.audio_metrics import model_speech
 
     samples, rate = espeak()
     figures = {**measure(samples, rate, TEXT), **model_speech(samples, rate)}
@@ -277,7 +277,7 @@ def test_model_vad_hears_espeak_speech():
     ],
 )
 def test_model_vad_rejects_what_is_not_a_voice(signal):
-    from ansible.module_utils.audio_metrics import model_speech
+    from ansible_collections.voxtral.deploy.plugins.module_utils.audio_metrics import model_speech
 
     figures = model_speech(signal(), RATE)
     assert figures["model_speech_ratio"] < 0.1
@@ -294,7 +294,7 @@ def test_a_tone_passes_the_stdlib_checks():
 def test_model_vad_without_silero_vad_says_so(monkeypatch):
     import importlib.metadata
 
-    from ansible.module_utils.audio_metrics import silero_model_path
+    from ansible_collections.voxtral.deploy.plugins.module_utils.audio_metrics import silero_model_path
 
     def missing(name):
         raise importlib.metadata.PackageNotFoundError(name)

@@ -13,7 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-from ansible.module_utils.audio_metrics import check, measure, samples_from_pcm, samples_from_wav
+from ansible_collections.voxtral.deploy.plugins.module_utils.audio_metrics import (
+    check,
+    measure,
+    samples_from_pcm,
+    samples_from_wav,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE = ROOT / "tests" / "fixtures" / "fake_chatterbox.py"

@@ -17,7 +17,12 @@ import wave
 from pathlib import Path
 
 import pytest
-from ansible.module_utils.audio_metrics import check, measure, samples_from_pcm, samples_from_wav
+from ansible_collections.voxtral.deploy.plugins.module_utils.audio_metrics import (
+    check,
+    measure,
+    samples_from_pcm,
+    samples_from_wav,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = ROOT / "tests" / "fixtures" / "fake_vllm_omni" / "cli.py"

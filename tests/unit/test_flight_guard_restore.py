@@ -97,7 +97,7 @@ def test_starts_nothing_it_was_not_told_about(guard):
 
 
 def test_waits_for_the_state_file_lock_the_flight_state_module_holds(guard):
-    from ansible.module_utils import state_file
+    from ansible_collections.voxtral.deploy.plugins.module_utils import state_file
 
     guard.state_path.write_text(json.dumps({"gemma": PAUSED_UNIT}))
     outcome = []

@@ -5,7 +5,7 @@ import os
 import time
 
 import pytest
-from flight_lock import FlightLock, LockHeld
+from ansible_collections.voxtral.deploy.plugins.modules.flight_lock import FlightLock, LockHeld
 
 
 class Clock:

@@ -9,9 +9,9 @@ import stat
 import threading
 from pathlib import Path
 
-import flight_state
 import pytest
 from ansible.module_utils.testing import patch_module_args
+from ansible_collections.voxtral.deploy.plugins.modules import flight_state
 
 
 def run(capsys, check: bool = False, diff: bool = False, **args) -> dict:

@@ -14,12 +14,12 @@ import subprocess
 from pathlib import Path
 from unittest import mock
 
-import git_pr_patches
 import pytest
 import yaml
 from ansible.module_utils import _internal as ansible_internal
 from ansible.module_utils.common import warnings as ansible_warnings
 from ansible.module_utils.testing import patch_module_args
+from ansible_collections.voxtral.deploy.plugins.modules import git_pr_patches
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Upstream Dev",

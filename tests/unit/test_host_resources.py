@@ -3,7 +3,7 @@
 import os
 
 import pytest
-from host_resources import GIB, disk_usage, read_meminfo
+from ansible_collections.voxtral.deploy.plugins.modules.host_resources import GIB, disk_usage, read_meminfo
 
 
 def test_disk_usage_walks_up_to_an_existing_ancestor(tmp_path):

@@ -12,11 +12,11 @@ import statistics
 import time
 from array import array
 
-import latency_gate
 import pytest
 import yaml
-from ansible.module_utils import audio_metrics
 from ansible.module_utils.testing import patch_module_args
+from ansible_collections.voxtral.deploy.plugins.module_utils import audio_metrics
+from ansible_collections.voxtral.deploy.plugins.modules import latency_gate
 from http_fixtures import (
     HTTPTestServer,
     audio_stream,

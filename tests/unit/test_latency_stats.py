@@ -5,7 +5,7 @@ import random
 import statistics
 
 import pytest
-from ansible.module_utils.latency_stats import (
+from ansible_collections.voxtral.deploy.plugins.module_utils.latency_stats import (
     SUMMARY_KEYS,
     percentile,
     percentile_of_sorted,

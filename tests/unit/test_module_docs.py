@@ -31,7 +31,7 @@ def documented_part(spec: dict) -> dict:
 
 @pytest.mark.parametrize("name", MODULES)
 def test_documentation_parses_and_matches_the_spec(name):
-    module = importlib.import_module(name)
+    module = importlib.import_module(f"ansible_collections.voxtral.deploy.plugins.modules.{name}")
     documentation = yaml.safe_load(module.DOCUMENTATION)
     assert documentation["module"] == name
     yaml.safe_load(module.EXAMPLES)

@@ -13,17 +13,19 @@ import json
 import re
 from pathlib import Path
 
-import latency_gate
 import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.testing import patch_module_args
-from ansible.module_utils.verdict import pooled
+from ansible_collections.voxtral.deploy.plugins.module_utils.verdict import pooled
+from ansible_collections.voxtral.deploy.plugins.modules import latency_gate
 from http_fixtures import HTTPTestServer, status, streaming
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "tts_benchmark"
-_spec = importlib.util.spec_from_file_location("tts_benchmark_filters", ROLE / "filter_plugins" / "tts_benchmark.py")
+_spec = importlib.util.spec_from_file_location(
+    "tts_benchmark_filters", ROOT / "plugins" / "filter" / "tts_benchmark.py"
+)
 filters = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(filters)
 

@@ -8,12 +8,11 @@ import io
 import json
 from pathlib import Path
 
-import flight_verdict
 import jsonschema
 import pytest
-from ansible.module_utils.latency_stats import summarize
 from ansible.module_utils.testing import patch_module_args
-from ansible.module_utils.verdict import (
+from ansible_collections.voxtral.deploy.plugins.module_utils.latency_stats import summarize
+from ansible_collections.voxtral.deploy.plugins.module_utils.verdict import (
     build_verdict,
     decide,
     gemma_impact,
@@ -24,6 +23,7 @@ from ansible.module_utils.verdict import (
     render_report,
     verdict_line,
 )
+from ansible_collections.voxtral.deploy.plugins.modules import flight_verdict
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "schemas" / "verdict.schema.json").read_text(encoding="utf-8"))

@@ -11,9 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import git_pr_patches
 import pytest
 import yaml
+from ansible_collections.voxtral.deploy.plugins.modules import git_pr_patches
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "vllm_omni_build"
@@ -75,7 +75,7 @@ RESOLVE = """
   gather_facts: false
   tasks:
     - ansible.builtin.include_role:
-        name: vllm_omni_build
+        name: voxtral.deploy.vllm_omni_build
         tasks_from: preflight
         public: true
     - ansible.builtin.copy:
@@ -92,7 +92,7 @@ FULL = """
   connection: local
   gather_facts: false
   roles:
-    - vllm_omni_build
+    - voxtral.deploy.vllm_omni_build
 """
 
 

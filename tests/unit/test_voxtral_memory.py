@@ -8,7 +8,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from ansible.module_utils.voxtral_memory import (
+from ansible_collections.voxtral.deploy.plugins.module_utils.voxtral_memory import (
     GIB,
     MIB,
     MemoryPlanError,

@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import voxtral_memory_plan
 import yaml
-from ansible.module_utils import voxtral_memory
 from ansible.module_utils.testing import patch_module_args
+from ansible_collections.voxtral.deploy.plugins.module_utils import voxtral_memory
+from ansible_collections.voxtral.deploy.plugins.modules import voxtral_memory_plan
 from test_voxtral_memory import TENSORS, meminfo, safetensors, snapshot
 
 ROOT = Path(__file__).resolve().parents[2]

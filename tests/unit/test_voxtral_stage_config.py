@@ -11,7 +11,7 @@ from ansible.errors import AnsibleFilterError
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location(
-    "voxtral_stage_config", ROOT / "roles" / "voxtral_service" / "filter_plugins" / "voxtral_stage_config.py"
+    "voxtral_stage_config", ROOT / "plugins" / "filter" / "voxtral_stage_config.py"
 )
 plugin = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(plugin)
