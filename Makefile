@@ -4,13 +4,21 @@ SHELL := /bin/bash
 ENV := source scripts/env.sh &&
 SCENARIOS ?= $(notdir $(wildcard molecule/*))
 
-.PHONY: setup test lint unit molecule demo clean-images capture-upstream conformance
+.PHONY: setup test lint sanity collection unit molecule demo clean-images capture-upstream conformance
 
 setup:
 	bash scripts/setup.sh
 
 lint: setup
 	$(ENV) scripts/lint.sh
+
+# ansible-test sanity on the built and installed collection (controller Python + the Spark's 3.12).
+sanity: setup
+	$(ENV) scripts/sanity.sh
+
+# The collection tarball (voxtral-deploy-<version>.tar.gz) in .build/.
+collection: setup
+	$(ENV) ansible-galaxy collection build --force --output-path .build .
 
 unit: setup
 	$(ENV) pytest -q tests/unit tests/integration

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: lint, pytest (unit + integration through ansible-runner), the
-# gate's tests again on Debian 12's httpx, and every molecule scenario (real systemd in podman).
+# gate's tests again on Debian 12's httpx, ansible-test sanity on the built collection, and every molecule
+# scenario (real systemd in podman).
 # Two lanes run side by side — pytest, and the fleet test then the molecule scenarios one after
 # another — because both mostly wait on simulated hosts (SSH round trips, service start-ups); the
 # second lane's output is printed whole when it ends. Every part runs even when an earlier one fails; the last line sums them up.
@@ -21,7 +22,10 @@ part() {  # part NAME COMMAND...: run one part, say how it went; returns its sta
 
 FLEET_TEST=tests/integration/test_fleet.py
 
-second_lane() {  # the fleet, then one line per scenario in $reports/molecule.results: "<scenario> <status>"
+second_lane() {  # sanity, the fleet, then one line per scenario in $reports/molecule.results: "<scenario> <status>"
+  status=0
+  part "ansible-test sanity" scripts/sanity.sh || status=$?
+  echo "$status" > "$reports/sanity.status"
   status=0
   part "pytest fleet" pytest -q -p no:cacheprovider --junitxml="$reports/fleet.xml" "$FLEET_TEST" || status=$?
   echo "$status" > "$reports/fleet.status"
@@ -53,6 +57,7 @@ fi
 
 wait "$second_lane_pid"
 cat "$reports/second-lane.log"
+[ "$(cat "$reports/sanity.status")" = 0 ] || failed_parts+=("ansible-test sanity")
 [ "$(cat "$reports/fleet.status")" = 0 ] || failed_parts+=("pytest fleet")
 while read -r scenario status; do
   [ "$status" = 0 ] || failed_parts+=("molecule $scenario")

@@ -236,7 +236,8 @@ def measure(samples: Sequence[int], rate: int, text: str | None = None) -> dict:
             loudness_lufs=None,
         )
         return figures
-    peak = max(max(samples), -min(samples))
+    highest, lowest = max(samples), min(samples)
+    peak = max(highest, -lowest)
     rms = _dbfs(sum(map(operator.mul, samples, samples)) / n)
     clipped = sum(1 for s in samples if s >= CLIP_LEVEL or s <= -CLIP_LEVEL)
     frames = speech_frames(samples, rate)

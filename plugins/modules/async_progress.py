@@ -48,7 +48,7 @@ options:
 notes:
   - Read-only unless a stall stops the job; in check mode a stall is reported but nothing is stopped.
 author:
-  - voxtral-deploy
+  - voxtral-deploy maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

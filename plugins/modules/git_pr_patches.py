@@ -144,7 +144,7 @@ notes:
 requirements:
   - git
 author:
-  - voxtral-deploy
+  - voxtral-deploy maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -318,11 +318,11 @@ class GitPrPatches:
         return rc, out.strip(), err.strip()
 
     def rev_parse(self, rev):
-        rc, out, _ = self.run_git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], check=False)
+        rc, out, _err = self.run_git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], check=False)
         return out if rc == 0 and out else None
 
     def is_ancestor(self, commit, of):
-        rc, _, _ = self.run_git(["merge-base", "--is-ancestor", commit, of], check=False)
+        rc, _out, _err = self.run_git(["merge-base", "--is-ancestor", commit, of], check=False)
         return rc == 0
 
     def has_path(self, rev, path):
@@ -392,7 +392,7 @@ class GitPrPatches:
     def gone_from(self, patch, tree):
         """Why the code the data says the PR patches is not in `tree` (anchors, then files); None if it is."""
         for anchor in patch.get("anchors") or []:
-            rc, content, _ = self.run_git(["cat-file", "blob", f"{tree}:{anchor['path']}"], check=False)
+            rc, content, _err = self.run_git(["cat-file", "blob", f"{tree}:{anchor['path']}"], check=False)
             if rc != 0:
                 return f"{anchor['path']} (where it patches {anchor['text']!r}) is not in the base"
             if anchor["text"] not in content:
@@ -405,13 +405,13 @@ class GitPrPatches:
     def files_gone(self, head, commits, tip):
         """Why the PR is superseded judged by the files its commits change: each was there at the PR's
         fork point and none is in the tree now. A file newer than the tree is a conflict, not this."""
-        rc, out, _ = self.run_git(
+        rc, out, _err = self.run_git(
             ["diff", "--name-only", "--no-renames", "--diff-filter=MD", f"{commits[0]}~1", head], check=False
         )
         paths = out.splitlines() if rc == 0 else []
         if not paths or any(self.has_path(tip, path) for path in paths):
             return None
-        rc, fork_point, _ = self.run_git(["merge-base", tip, head], check=False)
+        rc, fork_point, _err = self.run_git(["merge-base", tip, head], check=False)
         if rc != 0 or not all(self.has_path(fork_point, path) for path in paths):
             return None
         return f"the files its commits change were moved or removed since {fork_point[:12]}: {', '.join(paths)}"
@@ -433,7 +433,7 @@ class GitPrPatches:
             if not head:
                 self.fail(f"PR #{pr}: {ref} not found on {self.remote}: {err or 'no such ref'}", pr=pr, ref=ref)
         else:
-            rc, _, err = self.run_git(["fetch", "--no-tags", "--quiet", self.remote, f"+{ref}:{ref}"], check=False)
+            rc, _out, err = self.run_git(["fetch", "--no-tags", "--quiet", self.remote, f"+{ref}:{ref}"], check=False)
             if rc != 0:
                 self.fail(f"PR #{pr}: could not fetch {ref} from {self.remote}: {err}", pr=pr, ref=ref)
             head = self.local_head(pr)
@@ -475,7 +475,7 @@ class GitPrPatches:
                 self.base_branch = (sha if self.rev_parse(sha) else None, branch)
             else:
                 fetch = ["fetch", "--no-tags", "--quiet", self.remote, f"+{remote_ref}:{local_ref}"]
-                rc, _, err = self.run_git(fetch, check=False)
+                rc, _out, err = self.run_git(fetch, check=False)
                 if rc != 0:
                     self.fail(f"could not fetch the base branch {branch!r} from {self.remote}: {err}")
                 self.base_branch = (local_ref, branch)
@@ -488,14 +488,14 @@ class GitPrPatches:
         ref = f"refs/pull/{pr}/head"
         count = patch.get("commits")
         if count:
-            _, out, _ = self.run_git(["rev-list", "--first-parent", "--parents", f"--max-count={count}", head])
+            _rc, out, _err = self.run_git(["rev-list", "--first-parent", "--parents", f"--max-count={count}", head])
             lines = list(reversed(out.splitlines()))
             where = f"the last {count} commit(s) of {ref}"
         else:
             base_ref, branch = self.base_branch_ref()
             if base_ref is None:
                 return None, None
-            _, out, _ = self.run_git(["rev-list", "--reverse", "--topo-order", "--parents", f"{base_ref}..{head}"])
+            _rc, out, _err = self.run_git(["rev-list", "--reverse", "--topo-order", "--parents", f"{base_ref}..{head}"])
             lines = out.splitlines()
             where = f"{branch}..{ref}"
             if not lines:
@@ -520,13 +520,13 @@ class GitPrPatches:
 
     def equivalent_in(self, tip, head):
         """Commits of head whose patch already exists in tip (`git cherry` marks them '-')."""
-        _, out, _ = self.run_git(["cherry", tip, head])
+        _rc, out, _err = self.run_git(["cherry", tip, head])
         return {line[2:].strip() for line in out.splitlines() if line.startswith("- ")}
 
     def diffstat(self, old, new):
         if not old or old == new:
             return dict(NO_DIFF)
-        _, out, _ = self.run_git(["diff", "--numstat", "--no-renames", old, new])
+        _rc, out, _err = self.run_git(["diff", "--numstat", "--no-renames", old, new])
         files = []
         for line in out.splitlines():
             added, removed, path = line.split("\t", 2)
@@ -566,7 +566,7 @@ class GitPrPatches:
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
     def record_path(self, branch):
-        _, git_dir, _ = self.run_git(["rev-parse", "--absolute-git-dir"])
+        _rc, git_dir, _err = self.run_git(["rev-parse", "--absolute-git-dir"])
         return os.path.join(git_dir, "git_pr_patches", branch.replace("/", "__") + ".json")
 
     def read_record(self, branch, tip, inputs):
@@ -603,7 +603,7 @@ class GitPrPatches:
 
     def cherry_pick(self, worktree, commit):
         """Pick one commit; returns the new tip, or None when the commit turned out empty."""
-        _, date, _ = self.run_git(["log", "-1", "--format=%cd", "--date=raw", commit])
+        _rc, date, _err = self.run_git(["log", "-1", "--format=%cd", "--date=raw", commit])
         env = {
             "GIT_COMMITTER_NAME": self.params["committer_name"],
             "GIT_COMMITTER_EMAIL": self.params["committer_email"],
@@ -612,8 +612,8 @@ class GitPrPatches:
         rc, out, err = self.run_git(["cherry-pick", "-x", commit], cwd=worktree, check=False, env=env)
         if rc == 0:
             return self.run_git(["rev-parse", "HEAD"], cwd=worktree)[1]
-        _, unmerged, _ = self.run_git(["diff", "--name-only", "--diff-filter=U"], cwd=worktree)
-        _, status, _ = self.run_git(["status", "--porcelain", "--untracked-files=no"], cwd=worktree)
+        _rc, unmerged, _err = self.run_git(["diff", "--name-only", "--diff-filter=U"], cwd=worktree)
+        _rc, status, _err = self.run_git(["status", "--porcelain", "--untracked-files=no"], cwd=worktree)
         self.run_git(["cherry-pick", "--abort"], cwd=worktree, check=False)
         if unmerged:
             output = "\n".join(line for line in (err or out).splitlines() if not line.startswith("hint:"))

@@ -22,7 +22,7 @@ options:
     type: path
     default: /proc/meminfo
 author:
-  - voxtral-deploy
+  - voxtral-deploy maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -85,7 +85,7 @@ def read_meminfo(meminfo_path):
     values = {}
     with open(meminfo_path, encoding="ascii") as handle:
         for line in handle:
-            key, _, rest = line.partition(":")
+            key, _colon, rest = line.partition(":")
             fields = rest.split()
             if fields:
                 values[key] = int(fields[0]) * 1024
