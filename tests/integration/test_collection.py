@@ -97,6 +97,8 @@ def test_deploy_and_rollback_run_from_the_installed_copy(installed, tmp_path):
             )
             assert run.returncode == 0, f"{playbook}:\n{run.stdout[-4000:]}\n{run.stderr[-2000:]}"
             assert "voxtral.deploy.voxtral : " in run.stdout  # the collection's role, by FQCN
+            # The collection's callback (its ansible.cfg) ends the run with the flight summary.
+            assert "FLIGHT SUMMARY" in run.stdout and "titan  " in run.stdout.split("FLIGHT SUMMARY")[-1]
             if playbook.endswith("deploy"):
                 assert ssh(hosts["titan"], "systemctl is-active voxtral-tts").stdout.strip() == "active"
         assert ssh(hosts["titan"], "systemctl is-active voxtral-tts").stdout.strip() != "active"
