@@ -51,7 +51,8 @@ part pytest pytest -q -p no:cacheprovider --junitxml="$reports/pytest.xml" --ign
   tests/unit tests/integration || failed_parts+=(pytest)
 if [ -x .cache/venv-compat/bin/pytest ]; then
   part "gate on Debian 12 httpx" .cache/venv-compat/bin/pytest -q -p no:cacheprovider \
-    --junitxml="$reports/compat.xml" tests/unit/test_latency_gate.py tests/unit/test_latency_stats.py \
+    --junitxml="$reports/compat.xml" tests/unit/test_latency_gate.py tests/unit/test_latency_gate_wire.py tests/unit/test_latency_gate_judge.py \
+    tests/unit/test_latency_stats.py \
     || failed_parts+=("gate on Debian 12 httpx")
 fi
 

@@ -6,16 +6,21 @@ import contextlib
 import io
 import json
 import math
+import os
 import random
 import re
 import statistics
+import subprocess
+import sys
 import time
 from array import array
+from pathlib import Path
 
 import pytest
 import yaml
 from ansible.module_utils.testing import patch_module_args
 from ansible_collections.voxtral.deploy.plugins.module_utils import audio_metrics
+from ansible_collections.voxtral.deploy.plugins.module_utils._latency_gate import judge
 from ansible_collections.voxtral.deploy.plugins.modules import latency_gate
 from http_fixtures import (
     HTTPTestServer,
@@ -452,8 +457,8 @@ def test_each_broken_threshold_gets_its_own_line(server):
 
 
 def test_a_close_miss_is_shown_with_enough_decimals():
-    assert latency_gate._fmt_pair(0.3012, 0.30, 2) == ("0.301", "0.300")
-    assert latency_gate._fmt_pair(380.04, 380.0, 1) == ("380.04", "380.00")
+    assert judge.fmt_pair(0.3012, 0.30, 2) == ("0.301", "0.300")
+    assert judge.fmt_pair(380.04, 380.0, 1) == ("380.04", "380.00")
 
 
 # -- saving and check mode ----------------------------------------------------------------------------
@@ -567,11 +572,31 @@ def test_malformed_url_fails_with_one_clear_message(url):
 
 
 def test_missing_httpx_gives_the_standard_message(monkeypatch):
-    monkeypatch.setattr(latency_gate, "httpx", None)
+    # What the module sees when the engine's ``import httpx`` failed.
     monkeypatch.setattr(latency_gate, "HTTPX_IMPORT_ERROR", "Traceback: No module named 'httpx'")
     result = run_module({"url": "http://127.0.0.1:1/"})
     assert result["failed"] is True
     assert result["msg"].startswith("Failed to import the required Python library (httpx) on ")
+
+
+def test_without_httpx_the_module_still_imports_and_says_so():
+    # A host without python3-httpx: every part of the gate must import, so that main() can say what is missing.
+    script = (
+        "import sys, io, json, contextlib\n"
+        "sys.modules['httpx'] = sys.modules['httpcore'] = None\n"
+        "from ansible.module_utils.testing import patch_module_args\n"
+        "from ansible_collections.voxtral.deploy.plugins.modules import latency_gate\n"
+        "out = io.StringIO()\n"
+        "with patch_module_args({'url': 'http://127.0.0.1:1/'}), contextlib.redirect_stdout(out):\n"
+        "    with contextlib.suppress(SystemExit):\n"
+        "        latency_gate.main()\n"
+        "print(json.loads(out.getvalue())['msg'])\n"
+    )
+    collections = str(Path(latency_gate.__file__).parents[5])  # the directory holding ansible_collections/
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([collections, os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Failed to import the required Python library (httpx) on "), done.stdout
 
 
 # -- documentation ------------------------------------------------------------------------------------
