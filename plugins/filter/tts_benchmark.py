@@ -7,10 +7,9 @@ computed by the flight_verdict module from the per-request samples kept here.
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.voxtral.deploy.plugins.module_utils.latency_stats import SUMMARY_KEYS, summarize
 
-SUMMARY_KEYS = ("count", "min", "max", "mean", "p50", "p95", "p99")
 SAMPLE_KEYS = ("index", "ok", "status", "ttfb_ms", "total_ms", "bytes", "audio_seconds", "rtf", "error_kind", "error")
-EMPTY_SUMMARY = dict.fromkeys(SUMMARY_KEYS, None) | {"count": 0}
 
 
 def _item(result):
@@ -27,7 +26,7 @@ def _item(result):
 
 def _summary(value):
     if not isinstance(value, dict):
-        return dict(EMPTY_SUMMARY)
+        return summarize(())  # the gate's summary of nothing: count 0, every figure null
     return {key: value.get(key) for key in SUMMARY_KEYS}
 
 

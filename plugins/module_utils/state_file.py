@@ -19,6 +19,9 @@ try:
 except ImportError:  # beside the flight guard's restore program on the host
     from atomic_file import write_atomically  # type: ignore[no-redef]
 
+# The project's one timestamp format, UTC to the second (2026-04-14T17:30:00Z): the state file, the flight
+# lock, the verdict, and the roles' records through the voxtral.deploy.utc_iso filter all write it. It lives
+# here because this file also runs on the host without Ansible (beside the flight guard's restore program).
 ISO = "%Y-%m-%dT%H:%M:%SZ"
 
 
@@ -26,9 +29,18 @@ class StateFileError(ValueError):
     """A state file that is refused (not JSON, not an object): it is never overwritten."""
 
 
-def utc_now_iso() -> str:
-    """The current UTC time, to the second, in the form the state file uses everywhere."""
-    return datetime.datetime.now(datetime.timezone.utc).strftime(ISO)
+def utc_iso(moment: datetime.datetime | float | None = None) -> str:
+    """``moment`` as an ISO timestamp: a datetime (a naive one is UTC, as Jinja's ``now(utc=true)`` gives),
+    seconds since the epoch, or, without one, the current time."""
+    if moment is None:
+        moment = datetime.datetime.now(datetime.timezone.utc)
+    elif isinstance(moment, (int, float)) and not isinstance(moment, bool):
+        moment = datetime.datetime.fromtimestamp(moment, datetime.timezone.utc)
+    elif not isinstance(moment, datetime.datetime):
+        raise TypeError(f"a timestamp is made from a datetime or epoch seconds, not {type(moment).__name__}")
+    elif moment.tzinfo is not None:
+        moment = moment.astimezone(datetime.timezone.utc)
+    return moment.strftime(ISO)
 
 
 def dump(data: dict) -> str:

@@ -97,10 +97,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.voxtral.deploy.plugins.module_utils.atomic_file import write_atomically
-
-
-def _iso(epoch):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+from ansible_collections.voxtral.deploy.plugins.module_utils.state_file import utc_iso
 
 
 class FlightLock:
@@ -139,7 +136,7 @@ class FlightLock:
             "owner": self.owner,
             "purpose": self.purpose,
             "pid": os.getppid(),
-            "acquired_at": _iso(now),
+            "acquired_at": utc_iso(now),
             "acquired_epoch": now,
         }
 

@@ -124,7 +124,7 @@ from ansible_collections.voxtral.deploy.plugins.module_utils.state_file import (
     load,
     locked,
     save,
-    utc_now_iso,
+    utc_iso,
 )
 
 # A state file the module refuses to touch (not JSON, not an object, ...).
@@ -166,7 +166,7 @@ class FlightState:
         stamped = None
         stamp = self.params["stamp"]
         if stamp and (new != current or section not in before):
-            stamped = utc_now_iso()
+            stamped = utc_iso()
             new[stamp] = stamped
         after[section] = new
         return after, stamped

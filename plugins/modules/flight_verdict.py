@@ -18,8 +18,9 @@ description:
     out deploy and rollback)."
   - O(provisional=true) writes a V(no-go) verdict that says the run did not finish; a flight writes it first
     so that a controller that dies or loses the host still leaves a verdict behind.
-  - Figures come from the C(latency_stats) module_utils (the latency gate's statistics). The format is
-    described by C(schemas/verdict.schema.json).
+  - Figures come from the C(latency_stats) module_utils (the latency gate's statistics), the decision from
+    the C(verdict) module_utils and the pages from C(verdict_pages). The format is described by
+    C(schemas/verdict.schema.json).
   - "Runs where the artifacts live, normally on the controller (C(delegate_to: localhost))."
 author:
   - voxtral-deploy contributors
@@ -116,14 +117,14 @@ files:
   sample: {verdict: artifacts/titan/20261125T180757Z-787d6add/verdict.json}
 """
 
-import datetime
 import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.voxtral.deploy.plugins.module_utils.atomic_file import write_if_changed
-from ansible_collections.voxtral.deploy.plugins.module_utils.verdict import (
-    build_verdict,
+from ansible_collections.voxtral.deploy.plugins.module_utils.state_file import utc_iso
+from ansible_collections.voxtral.deploy.plugins.module_utils.verdict import build_verdict
+from ansible_collections.voxtral.deploy.plugins.module_utils.verdict_pages import (
     render_ab_html,
     render_ab_markdown,
     render_report,
@@ -136,10 +137,6 @@ FILE_NAMES = {
     "ab_html": "ab.html",
     "ab_md": "ab.md",
 }
-
-
-def utc_now_iso() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class FlightVerdict:
@@ -178,7 +175,7 @@ class FlightVerdict:
                 kind=p["kind"],
                 host=p["host"],
                 run_id=p["run_id"],
-                timestamp=utc_now_iso(),
+                timestamp=utc_iso(),
                 phases=p["phases"],
                 state_before=p["state_before"],
                 state_after=p["state_after"],

@@ -1,4 +1,5 @@
-"""The verdict (plugins/module_utils/verdict.py), its schema, its pages, and the flight_verdict module."""
+"""The verdict (module_utils/verdict.py), its schema, its pages (module_utils/verdict_pages.py), and the flight_verdict
+module."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from ansible_collections.voxtral.deploy.plugins.module_utils.verdict import (
     build_verdict,
     decide,
     gemma_impact,
-    histogram,
     normalise_phases,
+)
+from ansible_collections.voxtral.deploy.plugins.module_utils.verdict_pages import (
+    histogram,
     render_ab_html,
     render_ab_markdown,
     render_report,
@@ -449,6 +452,19 @@ def test_ab_pages_put_both_players_side_by_side_and_escape_the_text():
     assert "first audio p50 710.0 ms" in sheet
     assert "## Listener's verdict" in sheet
     assert "score" not in sheet.lower()
+
+
+def test_ab_html_escapes_every_value_it_shows():
+    """Labels, host, run id, voice, reference, ids and paths come from settings and files: none is markup."""
+    hostile = "<b>x</b>&\"'"
+    benchmark = copy.deepcopy(BENCHMARK)
+    benchmark["endpoint"]["voice"] = hostile
+    benchmark["ab"].update(label=hostile, reference={"path": hostile, "sha256": None})
+    benchmark["utterances"] = [{**UTTERANCES[0], "id": hostile}]
+    benchmark["wavs"] = {hostile: hostile}
+    page = render_ab_html(verdict_of(host=hostile, run_id=hostile, benchmark=benchmark), benchmark)
+    assert "<b>" not in page and "&lt;b&gt;x&lt;/b&gt;&amp;&quot;&#x27;" in page
+    assert page.count("&lt;b&gt;x&lt;/b&gt;") >= 10
 
 
 # -- the module ---------------------------------------------------------------------------------------------
