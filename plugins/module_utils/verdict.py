@@ -27,8 +27,8 @@ PHASES = (
     ("ab", "4", "A/B against the current TTS"),
     ("rollback", "5", "post-flight: Voxtral stopped, Gemma restored and gated against its baseline"),
 )
-PHASE_NAMES = tuple(name for name, _, _ in PHASES)
-SEED_PHASES = {name: seed for name, seed, _ in PHASES}
+PHASE_NAMES = tuple(name for name, _seed, _meaning in PHASES)
+SEED_PHASES = {name: seed for name, seed, _meaning in PHASES}
 # The phases a kind of run is made of; the others are "not_run" and make a clean run "deferred".
 KIND_PHASES = {
     "flight": ("deploy", "benchmark", "ab", "rollback"),

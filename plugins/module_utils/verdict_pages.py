@@ -50,8 +50,8 @@ def histogram(values, bins: int = 8, width: int = 40, unit: str = "ms", decimals
     lines = []
     for index, count in enumerate(counts):
         start, end = low + index * step, low + (index + 1) * step
-        bar = "█" * (round(count / most * width) if count else 0)
-        lines.append(f"{start:{decimals + 6}.{decimals}f}–{end:<{decimals + 6}.{decimals}f} {unit} | {bar} {count}")
+        blocks = "█" * (round(count / most * width) if count else 0)
+        lines.append(f"{start:{decimals + 6}.{decimals}f}–{end:<{decimals + 6}.{decimals}f} {unit} | {blocks} {count}")
     return lines
 
 

@@ -47,7 +47,7 @@ options:
     type: bool
     default: false
 author:
-  - voxtral-deploy
+  - voxtral-deploy maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

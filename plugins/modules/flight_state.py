@@ -61,7 +61,7 @@ notes:
     JSON, before and after).
   - A file that is not a JSON object is never overwritten; the module fails and names it.
 author:
-  - voxtral-deploy contributors
+  - voxtral-deploy maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -23,7 +23,7 @@ description:
     C(schemas/verdict.schema.json).
   - "Runs where the artifacts live, normally on the controller (C(delegate_to: localhost))."
 author:
-  - voxtral-deploy contributors
+  - voxtral-deploy maintainers (!UNKNOWN)
 options:
   dest:
     description: The run's artifacts folder (C(artifacts/<host>/<run-id>)); created when missing.

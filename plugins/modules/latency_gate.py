@@ -32,7 +32,7 @@ description:
     followed. TCP_NODELAY is set on every connection (httpcore before 0.17, under Debian 12's httpx 0.23,
     left it off, which delayed each POST by the peer's delayed ACK, about 40 ms).
 author:
-  - voxtral-deploy contributors
+  - voxtral-deploy maintainers (!UNKNOWN)
 requirements:
   - httpx >= 0.23.3 on the managed host (C(python3-httpx) on Debian, Ubuntu and DGX OS)
 extends_documentation_fragment:

@@ -32,8 +32,10 @@ options:
     required: true
 attributes:
   check_mode:
+    description: Reads only, so a check-mode run reports the same.
     support: full
   diff_mode:
+    description: Nothing changes, so there is no diff.
     support: none
 """
 

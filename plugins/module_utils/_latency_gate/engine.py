@@ -236,7 +236,7 @@ class RequestEngine:
     def run(self) -> Measurement:
         """The warm-up, then the counted requests; GateParameterError when the request cannot be built."""
         plan = self.plan
-        channels = [self.new_client() for _ in range(plan.concurrency)]
+        channels = [self.new_client() for _channel in range(plan.concurrency)]
         try:
             self.check_request_builds(channels[0][0])
             started_at = utc_now()

@@ -147,7 +147,7 @@ class _ResponseStream(_ByteStreamBase):
     def __iter__(self):
         try:
             # A loop, not ``yield from``, as in httpx: closing this generator leaves httpcore's to close().
-            for part in self._core_stream:  # noqa: UP028
+            for part in self._core_stream:  # noqa: UP028  # pylint: disable=use-yield-from
                 yield part
         except Exception as exc:
             mapped = httpx_error(exc)
