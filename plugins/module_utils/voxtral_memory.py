@@ -204,7 +204,7 @@ def read_meminfo(path: str) -> dict[str, int]:
     try:
         with open(path, encoding="ascii") as handle:
             for line in handle:
-                key, _, rest = line.partition(":")
+                key, _colon, rest = line.partition(":")
                 fields = rest.split()
                 if fields and fields[0].isdigit():
                     values[key.strip()] = int(fields[0]) * 1024

@@ -92,7 +92,7 @@ options:
     type: int
     default: 3
 author:
-  - voxtral-deploy
+  - voxtral-deploy maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
