@@ -9,8 +9,9 @@ source "$(dirname "$0")/env.sh"
 arch="${1:?usage: build-image.sh x86_64|arm64}"
 
 # What a DGX OS host has that the roles rely on (systemd as PID 1, Python with venv/httpx/apt
-# bindings, git, sshd) and nothing else.
-PACKAGES=systemd,systemd-sysv,dbus,python3,python3-venv,python3-apt,python3-httpx,sudo,procps,iproute2,curl,ca-certificates,openssh-server,git
+# bindings, git, sshd) and nothing else, plus espeak-ng: the fake vllm-omni on the simulated Spark
+# speaks real speech for the text, so the audio checks hear a voice (not a tone).
+PACKAGES=systemd,systemd-sysv,dbus,python3,python3-venv,python3-apt,python3-httpx,sudo,procps,iproute2,curl,ca-certificates,openssh-server,git,espeak-ng
 recipe_hash="$(sha256sum "$0" | cut -c1-12)"
 tag="localhost/voxtral-spark:${arch}-${recipe_hash}"
 tagfile="$VOXTRAL_CACHE/image-${arch}.tag"

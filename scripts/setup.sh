@@ -10,7 +10,8 @@ log() { printf '\n== %s\n' "$*"; }
 
 APT_PACKAGES=(podman runc conmon netavark aardvark-dns slirp4netns fuse-overlayfs uidmap catatonit
   debootstrap qemu-user-static binfmt-support openssh-client systemd git curl wrk
-  espeak-ng)  # espeak-ng: real speech for the audio checks' tests and the fake servers run on the controller
+  espeak-ng chromium)  # espeak-ng: real speech for the audio checks' tests and the fake servers run on the controller
+# chromium: the headless browser test that opens the verdict's ab.html
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

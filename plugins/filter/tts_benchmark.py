@@ -10,6 +10,9 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.voxtral.deploy.plugins.module_utils.latency_stats import SUMMARY_KEYS, summarize
 
 SAMPLE_KEYS = ("index", "ok", "status", "ttfb_ms", "total_ms", "bytes", "audio_seconds", "rtf", "error_kind", "error")
+# With the gate's audio_checks, each successful sample also carries what was heard (audio_metrics.measure's
+# figures) and the checks it failed; kept only when present.
+AUDIO_SAMPLE_KEYS = ("audio", "audio_failures")
 
 
 def _item(result):
@@ -28,6 +31,23 @@ def _summary(value):
     if not isinstance(value, dict):
         return summarize(())  # the gate's summary of nothing: count 0, every figure null
     return {key: value.get(key) for key in SUMMARY_KEYS}
+
+
+def _sample(sample):
+    kept = {key: sample.get(key) for key in SAMPLE_KEYS}
+    kept.update({key: sample[key] for key in AUDIO_SAMPLE_KEYS if key in sample})
+    return kept
+
+
+def _audio(value):
+    """The gate's audio_checks section without what the run record already holds (text, first figures)."""
+    if not isinstance(value, dict):
+        return None
+    return {
+        "limits": value.get("limits") or {},
+        "failed_requests": int(value.get("failed_requests") or 0),
+        "failures": list(value.get("failures") or []),
+    }
 
 
 def tts_benchmark_runs(results):
@@ -60,7 +80,9 @@ def tts_benchmark_runs(results):
                 "audio_seconds": _summary(result.get("audio_seconds")),
                 "rtf": _summary(result.get("rtf")),
                 "elapsed_s": result.get("elapsed_s"),
-                "samples": [{key: s.get(key) for key in SAMPLE_KEYS} for s in result.get("samples") or []],
+                # What the gate heard (limits, failed requests): null when it did not listen.
+                "audio": _audio(result.get("audio")),
+                "samples": [_sample(s) for s in result.get("samples") or []],
             }
         )
     return runs

@@ -5,7 +5,9 @@ Pure standard library, shipped with the ``flight_verdict`` module (``from …mod
 pages made from a verdict (report.md, ab.md, ab.html) are ``verdict_pages``'s.
 
 Inputs are what the playbooks already hold: the phases they recorded (status and error), the host's flight
-state read before and after the run, the release the run built, and the ``tts_benchmark`` role's result.
+state read before and after the run, the release the run built, and the ``tts_benchmark`` role's result
+(with what the latency gate heard in each answer: ``audio_metrics``'s figures per request), and the speaker
+similarity the module measured on the controller (``speaker_similarity``), if any.
 ``schemas/verdict.schema.json`` describes the output; the tests validate produced verdicts against it.
 """
 
@@ -13,9 +15,12 @@ from __future__ import annotations
 
 import math
 
+from ansible_collections.voxtral.deploy.plugins.module_utils.audio_metrics import DEFAULT_LIMITS as AUDIO_LIMITS
+from ansible_collections.voxtral.deploy.plugins.module_utils.audio_metrics import check as audio_check
 from ansible_collections.voxtral.deploy.plugins.module_utils.latency_stats import summarize
 
-SCHEMA_VERSION = 1
+# 2: the audio section (what was heard per system and utterance, the speaker similarity).
+SCHEMA_VERSION = 2
 VERDICTS = ("go", "no-go", "deferred")
 STATUSES = ("passed", "failed", "skipped", "not_run")
 KINDS = ("flight", "benchmark")
@@ -38,6 +43,22 @@ KIND_PHASES = {
 USER_MODES = {"pause": "pause-gemma", "coexist": "coexist"}
 MS = 3
 UNITLESS = 4
+# The audio figures the verdict carries per utterance (audio_metrics.measure's), medians over its answers.
+AUDIO_FIGURES = (
+    "speech_ratio",
+    "leading_silence_s",
+    "trailing_silence_s",
+    "clipping_ratio",
+    "loudness_lufs",
+    "peak_dbfs",
+    "duration_s",
+    "expected_duration_s",
+    "duration_ratio",
+    "model_speech_ratio",
+)
+AUDIO_DIGITS = 6  # a clipping ratio of 1e-4 against a limit of 1e-3 must not read as 0
+# How many distinct failure messages an utterance keeps (the gate's, naming the figure and the limit).
+AUDIO_MESSAGES = 3
 
 
 def _changed(after: dict, before: dict, key: str) -> bool:
@@ -244,8 +265,16 @@ def voxtral_figures(benchmark: dict | None, state_after: dict | None, run_id: st
 def ab_section(benchmark: dict | None, files: dict) -> dict:
     ab = (benchmark or {}).get("ab")
     if not ab:
-        return {"configured": False, "label": None, "url": None, "listener_verdict": None, "figures": None}
+        return {
+            "configured": False,
+            "label": None,
+            "url": None,
+            "listener_verdict": None,
+            "figures": None,
+            "per_concurrency": {},
+        }
     figures = pooled(ab.get("runs") or [])
+    levels = concurrency_levels(ab.get("runs") or [])
     return {
         "configured": True,
         "label": ab.get("label"),
@@ -260,6 +289,118 @@ def ab_section(benchmark: dict | None, files: dict) -> dict:
             "ttfa_p50_ms": figures["ttfa_ms"]["p50"],
             "total_p50_ms": figures["total_ms"]["p50"],
             "rtf_p50": figures["rtf"]["p50"],
+        },
+        "per_concurrency": {str(level): pooled(ab.get("runs") or [], level) for level in levels},
+    }
+
+
+def limit_figure(limit_name: str) -> str:
+    """The figure an audio limit bounds: max_trailing_silence_s -> trailing_silence_s (audio_metrics' naming)."""
+    return limit_name.split("_", 1)[1]
+
+
+def _passes(figures: dict, limit_name: str, limit) -> bool:
+    """Whether one answer's figures pass one limit, by audio_metrics.check with every other limit off."""
+    only = dict.fromkeys(AUDIO_LIMITS) | {limit_name: limit}
+    return not audio_check(figures, only)
+
+
+def _median(values) -> float | None:
+    return summarize(values, AUDIO_DIGITS)["p50"]
+
+
+def audio_utterance(heard: list, limits: dict) -> dict:
+    """What was heard of one utterance on one system: the median of each figure over its answers, and each
+    check against its limit (passed when no answer failed it; ``worst`` is the answer furthest out)."""
+    figures = {}
+    for name in AUDIO_FIGURES:
+        if any(name in f for f in heard):
+            figures[name] = _median(f.get(name) for f in heard)
+    checks = []
+    for limit_name, limit in limits.items():
+        figure = limit_figure(limit_name)
+        present = [f for f in heard if figure in f]
+        if limit is None or not present:
+            continue
+        failed = sum(1 for f in present if not _passes(f, limit_name, limit))
+        values = [f[figure] for f in present if f[figure] is not None]
+        worst = (max if limit_name.startswith("max_") else min)(values) if values else None
+        checks.append(
+            {
+                "check": limit_name,
+                "figure": figure,
+                "limit": limit,
+                "value": figures.get(figure),
+                "worst": worst,
+                "passed": failed == 0,
+                "failed_requests": failed,
+            }
+        )
+    return {
+        "requests": len(heard),
+        "failed_requests": sum(1 for f in heard if not all(_passes(f, c["check"], c["limit"]) for c in checks)),
+        "passed": all(c["passed"] for c in checks) if heard else None,
+        "figures": figures,
+        "checks": checks,
+    }
+
+
+def audio_system(label: str | None, runs: list, utterances: list, similarity: dict | None = None) -> dict:
+    """What the latency gate heard on one system, per utterance (every concurrency level pooled)."""
+    checked = [run for run in runs or [] if run.get("audio")]
+    limits = {**AUDIO_LIMITS, **((checked[0]["audio"].get("limits") or {}) if checked else {})}
+    per_utterance = {}
+    for utterance in utterances or []:
+        uid = utterance.get("id")
+        mine = [run for run in checked if run.get("utterance") == uid]
+        if not mine:
+            continue
+        heard, messages = [], []
+        for run in mine:
+            for sample in run.get("samples") or []:
+                if sample.get("ok", True) and isinstance(sample.get("audio"), dict):
+                    heard.append(sample["audio"])
+                    messages += [m for m in sample.get("audio_failures") or [] if m not in messages]
+        entry = audio_utterance(heard, limits)
+        entry["failures"] = messages[:AUDIO_MESSAGES]
+        entry["speaker_similarity"] = _number(((similarity or {}).get(label) or {}).get(uid), UNITLESS)
+        per_utterance[uid] = entry
+    entries = list(per_utterance.values())
+    return {
+        "label": label,
+        "checked": bool(checked),
+        "limits": limits if checked else {},
+        "requests": sum(e["requests"] for e in entries),
+        "failed_requests": sum(e["failed_requests"] for e in entries),
+        "passed": all(e["passed"] is not False for e in entries) if checked else None,
+        "utterances": per_utterance,
+    }
+
+
+def audio_section(benchmark: dict | None, similarity: dict | None = None) -> dict:
+    """Objective A/B numbers: per system and utterance what was heard, and the voices against the reference.
+
+    ``similarity`` is the speaker_similarity module_utils' result (``measured``, ``reason``, ``model``,
+    ``reference``, ``scores`` per system label and utterance), None when nothing was asked.
+    """
+    benchmark = benchmark or {}
+    similarity = similarity or {}
+    scores = similarity.get("scores") if similarity.get("measured") else None
+    utterances = benchmark.get("utterances") or []
+    systems = []
+    if benchmark.get("runs") is not None:
+        label = (benchmark.get("endpoint") or {}).get("label") or "voxtral"
+        systems.append(audio_system(label, benchmark.get("runs"), utterances, scores))
+    ab = benchmark.get("ab") or {}
+    if ab:
+        systems.append(audio_system(ab.get("label"), ab.get("runs"), utterances, scores))
+    return {
+        "systems": systems,
+        "speaker_similarity": {
+            "measured": bool(similarity.get("measured")),
+            "reason": None if similarity.get("measured") else similarity.get("reason") or "no reference voice",
+            "model": similarity.get("model"),
+            "reference": similarity.get("reference"),
         },
     }
 
@@ -421,6 +562,7 @@ def build_verdict(
     provisional: bool = False,
     files: dict | None = None,
     gemma_written: dict | None = None,
+    speaker_similarity: dict | None = None,
 ) -> dict:
     """The verdict of one run on one host (see schemas/verdict.schema.json)."""
     if kind not in KINDS:
@@ -450,6 +592,7 @@ def build_verdict(
         "gemma_impact": impact,
         "voxtral": voxtral_figures(benchmark, state_after, run_id),
         "ab": ab_section(benchmark, files),
+        "audio": audio_section(benchmark, speaker_similarity),
         "references": references(benchmark),
         "artifacts": files,
     }

@@ -2,7 +2,8 @@
 
 Rendering only, pure standard library, shipped with the ``flight_verdict`` module: every figure and every
 word of the decision is already in the verdict (``verdict.build_verdict``); the benchmark result adds the
-per-utterance rows, the texts, the WAVs and the samples of the histogram. HTML is escaped (``html.escape``)
+per-utterance rows, the texts, the WAVs and the samples of the histogram; the WAVs' samples (read by the
+module) become ab.html's waveforms and spectrograms (``audio_pictures``). HTML is escaped (``html.escape``)
 wherever a value goes into ab.html.
 """
 
@@ -10,12 +11,131 @@ from __future__ import annotations
 
 import html
 
+from ansible_collections.voxtral.deploy.plugins.module_utils.audio_pictures import (
+    bar_chart_svg,
+    spectrogram_img,
+    waveform_svg,
+)
 from ansible_collections.voxtral.deploy.plugins.module_utils.verdict import (
     PHASE_NAMES,
     concurrency_levels,
     fmt,
+    limit_figure,
     ok_samples,
 )
+
+# How each audio figure reads: (words, decimals, unit).
+AUDIO_WORDS = {
+    "speech_ratio": ("speech ratio", 2, ""),
+    "leading_silence_s": ("leading silence", 2, " s"),
+    "trailing_silence_s": ("trailing silence", 2, " s"),
+    "clipping_ratio": ("clipping ratio", 4, ""),
+    "loudness_lufs": ("loudness", 1, " LUFS"),
+    "duration_ratio": ("duration / expected", 2, "×"),
+    "model_speech_ratio": ("model VAD speech ratio", 2, ""),
+}
+
+
+def limit_text(limit_name: str, limit) -> str:
+    """``min_speech_ratio`` 0.5 -> ``speech ratio ≥ 0.5``."""
+    words, _decimals, unit = AUDIO_WORDS.get(limit_figure(limit_name), (limit_figure(limit_name), 2, ""))
+    return f"{words} {'≥' if limit_name.startswith('min_') else '≤'} {limit:g}{unit}"
+
+
+def check_text(check: dict) -> str:
+    """One check as people read it: ``✓ speech ratio 0.83 (≥ 0.5)`` or ``✗ ... (worst 0.01, 5 of 5 answers)``."""
+    words, decimals, unit = AUDIO_WORDS.get(check["figure"], (check["figure"], 2, ""))
+    sign = "≥" if check["check"].startswith("min_") else "≤"
+    value = "not measurable" if check["value"] is None else fmt(check["value"], decimals, unit)
+    text = f"{'✓' if check['passed'] else '✗'} {words} {value} ({sign} {check['limit']:g}{unit}"
+    if not check["passed"]:
+        worst = "" if check["worst"] is None else f"worst {fmt(check['worst'], decimals, unit)}, "
+        text += f"; {worst}{check['failed_requests']} answers failed"
+    return text + ")"
+
+
+def checks_summary(entry: dict | None) -> str:
+    """``✓ 8 of 8 checks`` or the failed checks, for a table cell."""
+    if not entry or not entry["requests"]:
+        return "not heard"
+    failed = [c for c in entry["checks"] if not c["passed"]]
+    if not failed:
+        return f"✓ {len(entry['checks'])} of {len(entry['checks'])} checks"
+    return "; ".join(check_text(c) for c in failed)
+
+
+def audio_text(entry: dict | None) -> str:
+    """What was heard of one utterance, one line: the figures (medians over its answers) and the checks."""
+    if not entry or not entry["requests"]:
+        return "audio not heard"
+    f = entry["figures"]
+    parts = [
+        f"speech {fmt(f.get('speech_ratio'), 2)}",
+        f"silence {fmt(f.get('leading_silence_s'), 2)} / {fmt(f.get('trailing_silence_s'), 2)} s",
+        f"clipping {fmt(f.get('clipping_ratio'), 4)}",
+        f"{fmt(f.get('loudness_lufs'), 1, ' LUFS')}",
+        f"{fmt(f.get('duration_s'), 2)} s of {fmt(f.get('expected_duration_s'), 2)} s expected",
+    ]
+    if entry.get("speaker_similarity") is not None:
+        parts.append(f"similarity to the reference {fmt(entry['speaker_similarity'], 2)}")
+    return " · ".join(parts) + f" · {checks_summary(entry)}"
+
+
+def _audio_systems(verdict: dict) -> dict:
+    return {system["label"]: system for system in (verdict.get("audio") or {}).get("systems") or []}
+
+
+def similarity_text(verdict: dict) -> str:
+    similarity = (verdict.get("audio") or {}).get("speaker_similarity") or {}
+    if similarity.get("measured"):
+        return f"measured with {similarity.get('model')} against {similarity.get('reference')}"
+    return similarity.get("reason") or "not measured"
+
+
+def render_audio_report(verdict: dict) -> list:
+    """report.md's audio section: per system and utterance the figures heard and each check's outcome."""
+    systems = (verdict.get("audio") or {}).get("systems") or []
+    if not systems:
+        return []
+    out = [
+        "",
+        "## Audio heard (every answer, the latency gate's audio checks)",
+        "",
+        "Figures are medians over each utterance's answers (every concurrency level); a check passes when"
+        " no answer broke its limit.",
+        "",
+    ]
+    for system in systems:
+        if system["checked"]:
+            limits = ", ".join(
+                limit_text(name, limit)
+                for name, limit in system["limits"].items()
+                if limit is not None and limit_figure(name) != "model_speech_ratio"
+            )
+            out.append(f"- {system['label']}: {system['failed_requests']} of {system['requests']} answers failed a"
+                       f" check; limits: {limits}.")  # fmt: skip
+        else:
+            out.append(f"- {system['label']}: not heard (audio checks off, or no answer to hear).")
+    out += [
+        f"- Speaker similarity to the reference voice: {similarity_text(verdict)}.",
+        "",
+        "| system | utterance | answers | speech ratio | silence lead / trail s | clipping ratio | loudness LUFS "
+        "| duration s / expected | similarity | checks |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for system in systems:
+        for uid, entry in system["utterances"].items():
+            f = entry["figures"]
+            out.append(
+                f"| {_md_cell(system['label'])} | {_md_cell(uid)} | {entry['requests']} "
+                f"| {fmt(f.get('speech_ratio'), 2)} "
+                f"| {fmt(f.get('leading_silence_s'), 2)} / {fmt(f.get('trailing_silence_s'), 2)} "
+                f"| {fmt(f.get('clipping_ratio'), 4)} | {fmt(f.get('loudness_lufs'), 1)} "
+                f"| {fmt(f.get('duration_s'), 2)} / {fmt(f.get('expected_duration_s'), 2)}"
+                f" ({fmt(f.get('duration_ratio'), 2, '×')}) "
+                f"| {fmt(entry.get('speaker_similarity'), 2)} | {_md_cell(checks_summary(entry))} |"
+            )
+    return out
 
 
 def verdict_line(verdict: dict) -> str:
@@ -106,6 +226,14 @@ def render_report(verdict: dict, benchmark: dict | None = None) -> str:
         f"| Voxtral RTF p50 | {fmt(vox['rtf_p50'], 3)} |",
         f"| figures from | {vox['source'] or 'n/a'} |",
     ]
+    for system in (verdict.get("audio") or {}).get("systems") or []:
+        if system["checked"]:
+            heard = (
+                f"{system['requests'] - system['failed_requests']} of {system['requests']} answers passed every check"
+            )
+        else:
+            heard = "not heard"
+        out.append(f"| {_md_cell(system['label'])} audio | {heard} |")
     ab = verdict["ab"]
     if ab["configured"]:
         figures = ab["figures"] or {}
@@ -150,6 +278,7 @@ def render_report(verdict: dict, benchmark: dict | None = None) -> str:
             *histogram([s.get("ttfb_ms") for s in samples]),
             "```",
         ]
+    out += render_audio_report(verdict)
     if ab["configured"]:
         listen = f"Listen in [{ab['page']}]({ab['page']}); write the verdict into [{ab['sheet']}]({ab['sheet']})."
         out += ["", f"## A/B against {ab['label']}", "", listen]
@@ -193,10 +322,17 @@ def _figures_text(run: dict | None) -> str:
     )
 
 
+def _labels(benchmark: dict) -> tuple[str, str]:
+    return (benchmark.get("endpoint") or {}).get("label") or "voxtral", (benchmark.get("ab") or {}).get(
+        "label"
+    ) or "other"
+
+
 def render_ab_markdown(verdict: dict, benchmark: dict) -> str:
     """ab.md: the objective figures side by side and an empty place for the listener's verdict."""
     ab = benchmark.get("ab") or {}
-    other = ab.get("label") or "other"
+    mine, other = _labels(benchmark)
+    heard = _audio_systems(verdict)
     reference = ab.get("reference") or {}
     endpoint = benchmark.get("endpoint") or {}
     out = [
@@ -212,14 +348,21 @@ def render_ab_markdown(verdict: dict, benchmark: dict) -> str:
         f"[{verdict['ab'].get('page') or 'ab.html'}]({verdict['ab'].get('page') or 'ab.html'}), then fill in the "
         "preferred column (Voxtral / " + other + " / same) and the notes.",
         "",
+        f"Audio: medians over each utterance's answers, each check against its limit. Speaker similarity to the"
+        f" reference: {similarity_text(verdict)}.",
+        "",
         f"| utterance | Voxtral | {other} | preferred | notes |",
         "|---|---|---|---|---|",
     ]
     for row in _ab_rows(benchmark):
         uid = row["utterance"]["id"]
+        mine_audio = ((heard.get(mine) or {}).get("utterances") or {}).get(uid)
+        other_audio = ((heard.get(other) or {}).get("utterances") or {}).get(uid)
         out.append(
-            f"| {uid} | {_md_cell(_figures_text(row['voxtral']))} ([wav]({row['voxtral_wav'] or ''})) "
-            f"| {_md_cell(_figures_text(row['other']))} ([wav]({row['other_wav'] or ''})) |  |  |"
+            f"| {uid} | {_md_cell(_figures_text(row['voxtral']))}; {_md_cell(audio_text(mine_audio))}"
+            f" ([wav]({row['voxtral_wav'] or ''})) "
+            f"| {_md_cell(_figures_text(row['other']))}; {_md_cell(audio_text(other_audio))}"
+            f" ([wav]({row['other_wav'] or ''})) |  |  |"
         )
     out += ["", "## Texts", ""]
     out += [f"- **{u['id']}** ({u.get('length')}): {_md_cell(u['text'])}" for u in benchmark.get("utterances") or []]
@@ -228,16 +371,89 @@ def render_ab_markdown(verdict: dict, benchmark: dict) -> str:
     return "\n".join(out)
 
 
-def render_ab_html(verdict: dict, benchmark: dict) -> str:
-    """ab.html: audio players side by side with each side's figures, and a form for the listener."""
+def _pictures(path: str | None, audio_files: dict, label: str) -> str:
+    """The waveform and the spectrogram of one WAV of the artifacts, or why there is none."""
+    if not path:
+        return ""
+    audio = audio_files.get(path)
+    if audio is None:
+        return '<p class="nopicture"><small>no picture: the WAV is not in the artifacts</small></p>'
+    if isinstance(audio, str):
+        return f'<p class="nopicture"><small>no picture: {html.escape(audio)}</small></p>'
+    samples, rate = audio
+    return (
+        f'<div class="pictures">{waveform_svg(samples, rate, f"waveform of {label}")}'
+        f"{spectrogram_img(samples, rate, f'spectrogram of {label}')}</div>"
+    )
+
+
+def _audio_list(entry: dict | None) -> str:
+    """What was heard of one utterance as an HTML list: the figures and each check, ✓ or ✗."""
+    esc = html.escape
+    if not entry or not entry["requests"]:
+        return '<p class="audio"><small>audio not heard</small></p>'
+    items = [f'<li class="{"pass" if c["passed"] else "fail"}">{esc(check_text(c))}</li>' for c in entry["checks"]]
+    figures = entry["figures"]
+    items.append(
+        f"<li>duration {esc(fmt(figures.get('duration_s'), 2, ' s'))} of"
+        f" {esc(fmt(figures.get('expected_duration_s'), 2, ' s'))} expected, peak"
+        f" {esc(fmt(figures.get('peak_dbfs'), 1, ' dBFS'))}, {entry['requests']} answers heard</li>"
+    )
+    if entry.get("speaker_similarity") is not None:
+        items.append(f"<li>similarity to the reference {esc(fmt(entry['speaker_similarity'], 2))}</li>")
+    return f'<ul class="audio">{"".join(items)}</ul>'
+
+
+def _charts(verdict: dict, benchmark: dict) -> str:
+    """TTFA p50 and RTF p50 per system (bars) and concurrency level (groups), as inline SVG."""
+    mine, other = _labels(benchmark)
+    per_system = {mine: verdict["voxtral"].get("per_concurrency") or {}}
+    if verdict["ab"]["configured"]:
+        per_system[other] = verdict["ab"].get("per_concurrency") or {}
+    levels = sorted({int(level) for figures in per_system.values() for level in figures})
+
+    def groups(key):
+        return [
+            (
+                f"concurrency {level}",
+                [
+                    (name, ((figures.get(str(level)) or {}).get(key) or {}).get("p50"))
+                    for name, figures in per_system.items()
+                ],
+            )
+            for level in levels
+        ]
+
+    return bar_chart_svg("Time to first audio p50 (ms)", groups("ttfa_ms"), " ms", 1) + bar_chart_svg(
+        "Real-time factor p50 (lower is faster)", groups("rtf"), "", 3
+    )
+
+
+def render_ab_html(verdict: dict, benchmark: dict, audio_files: dict | None = None) -> str:
+    """ab.html: per utterance both sides' players, waveforms, spectrograms, timing and audio figures, a chart
+    of TTFA and RTF per system and concurrency, and a form for the listener. One self-contained file (the
+    pictures inline; the players point at the WAVs beside it).
+
+    ``audio_files`` is ``{artifact path: (samples, rate) or why it could not be read}`` for the WAVs.
+    """
+    audio_files = audio_files or {}
     ab = benchmark.get("ab") or {}
-    other = html.escape(ab.get("label") or "other")
+    mine, other_label = _labels(benchmark)
+    heard = _audio_systems(verdict)
+    other = html.escape(other_label)
     esc = html.escape
 
     def player(path):
         if not path:
-            return "<em>no audio</em>"
+            return "<em>no audio kept</em><br>"
         return f'<audio controls preload="none" src="{esc(path)}"></audio><br><a href="{esc(path)}">{esc(path)}</a>'
+
+    def side(path, run, label, uid):
+        entry = ((heard.get(label) or {}).get("utterances") or {}).get(uid)
+        return (
+            f"<td>{player(path)}{_pictures(path, audio_files, f'{label} {uid}')}"
+            f"<small>{esc(_figures_text(run))}</small>{_audio_list(entry)}</td>"
+        )
 
     rows = []
     for row in _ab_rows(benchmark):
@@ -246,15 +462,21 @@ def render_ab_html(verdict: dict, benchmark: dict) -> str:
         rows.append(
             "<tr>"
             f"<td><strong>{uid}</strong> ({esc(str(utterance.get('length')))})<br><q>{esc(utterance['text'])}</q></td>"
-            f"<td>{player(row['voxtral_wav'])}<br><small>{esc(_figures_text(row['voxtral']))}</small></td>"
-            f"<td>{player(row['other_wav'])}<br><small>{esc(_figures_text(row['other']))}</small></td>"
-            f'<td><label><input type="radio" name="pref-{uid}" value="voxtral"> Voxtral</label><br>'
+            + side(row["voxtral_wav"], row["voxtral"], mine, utterance["id"])
+            + side(row["other_wav"], row["other"], other_label, utterance["id"])
+            + f'<td><label><input type="radio" name="pref-{uid}" value="voxtral"> Voxtral</label><br>'
             f'<label><input type="radio" name="pref-{uid}" value="other"> {other}</label><br>'
             f'<label><input type="radio" name="pref-{uid}" value="same"> same</label><br>'
             f'<textarea name="notes-{uid}" rows="2" cols="24" placeholder="notes"></textarea></td>'
             "</tr>"
         )
     reference = ab.get("reference") or {}
+    reference_block = ""
+    if reference.get("wav"):
+        reference_block = (
+            f'<div class="reference"><h2>Reference voice</h2>{player(reference["wav"])}'
+            f"{_pictures(reference['wav'], audio_files, 'the reference')}</div>"
+        )
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -265,6 +487,11 @@ body {{ font-family: sans-serif; margin: 2em; }}
 table {{ border-collapse: collapse; width: 100%; }}
 td, th {{ border: 1px solid #ccc; padding: 0.5em; vertical-align: top; }}
 q {{ font-style: italic; }}
+.pictures svg, .pictures img {{ display: block; margin: 0.3em 0; }}
+.charts svg {{ margin-right: 2em; }}
+ul.audio {{ margin: 0.3em 0; padding-left: 1.2em; font-size: small; }}
+li.pass {{ color: #276749; }}
+li.fail {{ color: #c53030; font-weight: bold; }}
 </style>
 </head>
 <body>
@@ -272,8 +499,12 @@ q {{ font-style: italic; }}
 <p>Host {esc(verdict["host"])}, run {esc(verdict["run_id"])}, verdict <strong>{esc(verdict["verdict"])}</strong>.
 Voxtral voice {esc(str((benchmark.get("endpoint") or {}).get("voice")))}; {other} reference
 {esc(str(reference.get("path") or "as configured in the service"))}.</p>
-<p>The figures are measured (time to first audio, total time, audio seconds, real-time factor); the quality
-is for the listener: choose per utterance, then copy the choices into ab.md (this page stores nothing).</p>
+<p>The figures are measured (time to first audio, total time, audio seconds, real-time factor; what the
+gate heard: speech ratio, leading and trailing silence, clipping, loudness, duration against the text, each
+against its limit); the quality is for the listener: choose per utterance, then copy the choices into ab.md
+(this page stores nothing). Speaker similarity to the reference: {esc(similarity_text(verdict))}.</p>
+<div class="charts">{_charts(verdict, benchmark)}</div>
+{reference_block}
 <table>
 <thead><tr><th>utterance</th><th>Voxtral</th><th>{other}</th><th>listener</th></tr></thead>
 <tbody>

@@ -21,6 +21,13 @@ description:
   - Figures come from the C(latency_stats) module_utils (the latency gate's statistics), the decision from
     the C(verdict) module_utils and the pages from C(verdict_pages). The format is described by
     C(schemas/verdict.schema.json).
+  - The verdict's C(audio) section holds, per system and utterance, what the latency gate heard in each
+    answer (speech ratio, leading and trailing silence, clipping, BS.1770 loudness, duration against the text,
+    each check against its limit) and, when the A/B reference voice was fetched into O(dest) and resemblyzer
+    is importable on the controller, each kept WAV's speaker similarity to it (C(speaker_similarity));
+    otherwise it says why it was not measured.
+  - C(ab.html) draws each kept WAV's waveform (inline SVG) and spectrogram (inline PNG) beside its player, and
+    a chart of the time to first audio and the real-time factor per system and concurrency (C(audio_pictures)).
   - "Runs where the artifacts live, normally on the controller (C(delegate_to: localhost))."
 author:
   - voxtral-deploy maintainers (!UNKNOWN)
@@ -122,6 +129,8 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.voxtral.deploy.plugins.module_utils.atomic_file import write_if_changed
+from ansible_collections.voxtral.deploy.plugins.module_utils.audio_metrics import samples_from_wav
+from ansible_collections.voxtral.deploy.plugins.module_utils.speaker_similarity import measure as similarity_of
 from ansible_collections.voxtral.deploy.plugins.module_utils.state_file import utc_iso
 from ansible_collections.voxtral.deploy.plugins.module_utils.verdict import build_verdict
 from ansible_collections.voxtral.deploy.plugins.module_utils.verdict_pages import (
@@ -137,6 +146,34 @@ FILE_NAMES = {
     "ab_html": "ab.html",
     "ab_md": "ab.md",
 }
+
+
+def _wav_paths(benchmark: dict) -> dict:
+    """{system label: {utterance id: artifact path}} of the WAVs the benchmark kept."""
+    ab = benchmark.get("ab") or {}
+    paths = {(benchmark.get("endpoint") or {}).get("label") or "voxtral": dict(benchmark.get("wavs") or {})}
+    if ab:
+        paths[ab.get("label") or "other"] = dict(ab.get("wavs") or {})
+    return paths
+
+
+def _reference_wav(benchmark: dict) -> str | None:
+    return ((benchmark.get("ab") or {}).get("reference") or {}).get("wav")
+
+
+def read_wavs(dest: str, relative_paths) -> dict:
+    """{artifact path: (samples, rate)}, or why a WAV could not be read (a missing one is left out)."""
+    audio = {}
+    for relative in relative_paths:
+        path = os.path.join(dest, relative)
+        if not os.path.isfile(path):
+            continue
+        try:
+            with open(path, "rb") as wav:
+                audio[relative] = samples_from_wav(wav.read())
+        except (OSError, ValueError) as exc:
+            audio[relative] = f"{relative} could not be read ({exc})"
+    return audio
 
 
 class FlightVerdict:
@@ -157,6 +194,28 @@ class FlightVerdict:
             self.module.fail_json(msg=f"{name} must be a mapping or null, got {type(value).__name__}")
         return value
 
+    def similarity(self, benchmark: dict) -> dict | None:
+        """Each kept WAV's voice against the A/B reference voice (the optional speaker_similarity extra)."""
+        if not benchmark.get("ab"):
+            return None
+        dest = self.params["dest"]
+        reference = _reference_wav(benchmark)
+        outputs = {
+            label: {
+                uid: os.path.join(dest, path) for uid, path in files.items() if os.path.isfile(os.path.join(dest, path))
+            }
+            for label, files in _wav_paths(benchmark).items()
+        }
+        reference_path = os.path.join(dest, reference) if reference else None
+        if reference_path and not os.path.isfile(reference_path):
+            reference_path = None
+        missing = None
+        if ((benchmark["ab"].get("reference") or {}).get("path")) and not reference_path:
+            missing = "not measured (the reference voice was not fetched into the run's artifacts)"
+        if missing:
+            return similarity_of(None, outputs, reference, missing)
+        return similarity_of(reference_path, outputs, reference)
+
     def run(self) -> dict:
         p = self.params
         benchmark = self._dict_or_none("benchmark")
@@ -164,12 +223,15 @@ class FlightVerdict:
         with_ab = bool(benchmark and benchmark.get("ab")) and not p["provisional"]
         names = {key: name for key, name in FILE_NAMES.items() if with_ab or not key.startswith("ab_")}
         relative = dict(names)
+        similarity = None
         if benchmark and not p["provisional"]:
             relative["benchmark"] = "benchmark.json"
             relative["wavs"] = sorted(
                 list((benchmark.get("wavs") or {}).values())
                 + list(((benchmark.get("ab") or {}).get("wavs") or {}).values())
+                + ([_reference_wav(benchmark)] if _reference_wav(benchmark) else [])
             )
+            similarity = self.similarity(benchmark)
         try:
             verdict = build_verdict(
                 kind=p["kind"],
@@ -186,6 +248,7 @@ class FlightVerdict:
                 provisional=p["provisional"],
                 files=relative,
                 gemma_written=p["gemma_written"],
+                speaker_similarity=similarity,
             )
         except ValueError as exc:
             self.module.fail_json(msg=f"cannot build the verdict: {exc}")
@@ -194,7 +257,7 @@ class FlightVerdict:
             "report": render_report(verdict, None if p["provisional"] else benchmark),
         }
         if with_ab:
-            texts["ab_html"] = render_ab_html(verdict, benchmark)
+            texts["ab_html"] = render_ab_html(verdict, benchmark, read_wavs(p["dest"], relative["wavs"]))
             texts["ab_md"] = render_ab_markdown(verdict, benchmark)
         dest = p["dest"]
         files = {key: os.path.join(dest, names[key]) for key in texts}

@@ -10,6 +10,7 @@ import contextlib
 import importlib.util
 import io
 import json
+import math
 import re
 from pathlib import Path
 
@@ -17,9 +18,9 @@ import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.testing import patch_module_args
-from ansible_collections.voxtral.deploy.plugins.module_utils.verdict import pooled
+from ansible_collections.voxtral.deploy.plugins.module_utils.verdict import audio_system, pooled
 from ansible_collections.voxtral.deploy.plugins.modules import latency_gate
-from http_fixtures import HTTPTestServer, status, streaming
+from http_fixtures import HTTPTestServer, audio_stream, status, streaming
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "tts_benchmark"
@@ -149,3 +150,64 @@ def test_wavs_are_the_fetched_files_only():
     ]
     assert filters.tts_benchmark_wavs(fetched, "voxtral") == {"short-ack": "wav/voxtral-short-ack.wav"}
     assert filters.tts_benchmark_wavs(None, "voxtral") == {}
+
+
+# -- what the gate heard, through the filter into the verdict ----------------------------------------------
+
+
+def voiced(seconds: float, rate: int = 24000) -> bytes:
+    """A voiced-speech stand-in (test_latency_gate's): 150 Hz and harmonics in 200 ms syllables, s16le."""
+    out = bytearray()
+    for n in range(int(seconds * rate)):
+        t = n / rate
+        value = sum(math.sin(2 * math.pi * 150 * k * t) / k for k in (1, 2, 3)) / 1.83 if (t % 0.26) < 0.2 else 0.0
+        out += int(0.3 * 32767 * value).to_bytes(2, "little", signed=True)
+    return bytes(out)
+
+
+@pytest.fixture(scope="module")
+def heard_results():
+    """Loop results of the gate with audio_checks: one utterance spoken, one answered with silence."""
+    text = "The gate hears the audio it times."
+    routes = {"/speech": audio_stream(voiced(2.0)), "/silence": audio_stream(b"\x00\x00" * 48000)}
+    with HTTPTestServer(routes) as server:
+        out = []
+        for path, utterance in (("/speech", UTTERANCE), ("/silence", {**UTTERANCE, "id": "long-letter"})):
+            result = gate(
+                {
+                    "url": server.url(path),
+                    "method": "POST",
+                    "body_json": {"input": text},
+                    "stream": True,
+                    "pcm": {"sample_rate": 24000},
+                    "requests": 2,
+                    "warmup": 0,
+                    "audio_checks": {"utterance": utterance["id"], "text": text},
+                }
+            )
+            out.append({**result, "item": [{**utterance, "text": text}, 1], "ansible_loop_var": "item"})
+    return out
+
+
+def test_runs_keep_what_the_gate_heard_in_every_answer(heard_results):
+    spoken, silent = filters.tts_benchmark_runs(heard_results)
+    assert spoken["passed"] and spoken["audio"] == {
+        "limits": heard_results[0]["audio"]["limits"],
+        "failed_requests": 0,
+        "failures": [],
+    }
+    assert all(set(s) == set(filters.SAMPLE_KEYS) | {"audio", "audio_failures"} for s in spoken["samples"])
+    assert spoken["samples"][0]["audio"] == heard_results[0]["audio"]["figures"]
+    assert silent["passed"] is False and silent["audio"]["failed_requests"] == 2
+    assert "long-letter: speech ratio 0 < 0.5 (min_speech_ratio)" in silent["samples"][0]["audio_failures"]
+    [failure] = filters.tts_benchmark_failures([silent], "voxtral")
+    assert failure.startswith("voxtral long-letter at concurrency 1: audio of request 0: long-letter: ")
+
+    # Into the verdict: the figures and each check per utterance, the gate's limits applied.
+    utterances = [{"id": "short-ack", "text": "x"}, {"id": "long-letter", "text": "x"}]
+    system = audio_system("voxtral", [spoken, silent], utterances)
+    assert system["checked"] and (system["requests"], system["failed_requests"]) == (4, 2)
+    assert system["utterances"]["short-ack"]["passed"] is True
+    assert system["utterances"]["short-ack"]["figures"]["speech_ratio"] > 0.5
+    speech_check = next(c for c in system["utterances"]["long-letter"]["checks"] if c["check"] == "min_speech_ratio")
+    assert (speech_check["value"], speech_check["passed"], speech_check["failed_requests"]) == (0.0, False, 2)
