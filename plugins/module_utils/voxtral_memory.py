@@ -306,8 +306,16 @@ def plan(
     reclaimable_bytes: int | None = None,
     fraction_decimals: int = DEFAULT_FRACTION_DECIMALS,
     upstream_fractions: tuple[float, float] = UPSTREAM_FRACTIONS,
+    stage_fractions: dict | None = None,
+    voxtral_held_bytes: int = 0,
 ) -> dict:
-    """Read the snapshot and meminfo, size both stages, decide coexist or pause; every number returned."""
+    """Read the snapshot and meminfo, size both stages, decide coexist or pause; every number returned.
+
+    stage_fractions: fractions someone set for some stages ({stage: fraction}); those stages claim what
+    their fraction claims (decided with it, whether or not it covers the stage's need), the others get the
+    computed fraction. voxtral_held_bytes: what a Voxtral serving now holds (its claims and processes, as its
+    own plan recorded them), counted as available, since a re-deploy replaces it in place.
+    """
     for label, value in (
         ("max_model_len", max_model_len),
         ("max_num_seqs", max_num_seqs),
@@ -315,9 +323,14 @@ def plan(
     ):
         if value <= 0:
             raise MemoryPlanError(f"{label} is {value}; it must be a positive integer")
-    for label, value in (("host_process_bytes", host_process_bytes), ("margin_bytes", margin_bytes)):
+    for label, value in (
+        ("host_process_bytes", host_process_bytes),
+        ("margin_bytes", margin_bytes),
+        ("voxtral_held_bytes", voxtral_held_bytes),
+    ):
         if value < 0:
             raise MemoryPlanError(f"{label} is {value}; it must be 0 or more")
+    fractions_set = set_fractions(stage_fractions)
     if not 1 <= fraction_decimals <= 4:
         # Python writes floats below 1e-4 as 1e-05, which YAML 1.1 (PyYAML) reads back as a string.
         raise MemoryPlanError(f"fraction_decimals is {fraction_decimals}; allowed 1 to 4")
@@ -325,7 +338,7 @@ def plan(
     total = device_total_bytes if device_total_bytes is not None else memory["mem_total_bytes"]
     if total <= 0:
         raise MemoryPlanError(f"device_total_bytes is {total}; it must be positive")
-    available = memory["mem_available_bytes"]
+    available = memory["mem_available_bytes"] + voxtral_held_bytes
 
     weights = stage_weight_bytes(snapshot_tensor_bytes(snapshot_dir))
     kv_shape = read_params(os.path.join(snapshot_dir, "params.json"))
@@ -351,7 +364,9 @@ def plan(
         stage_kv = kv["bytes"] if stage == 0 else 0  # the codec stage has no vLLM attention layer: no KV cache
         stage_overhead = sum(overheads[stage].values())
         needed = weights[stage] + stage_kv + stage_overhead
-        fraction = ceil_fraction(needed, total, fraction_decimals)
+        computed = ceil_fraction(needed, total, fraction_decimals)
+        fraction = fractions_set.get(stage, computed)
+        claim = claimed_bytes(total, fraction)
         stages.append(
             {
                 "stage": stage,
@@ -362,7 +377,10 @@ def plan(
                 "overhead": overheads[stage],
                 "needed_bytes": needed,
                 "fraction": fraction,
-                "claim_bytes": claimed_bytes(total, fraction),
+                "fraction_source": "set" if stage in fractions_set else "computed",
+                "computed_fraction": computed,
+                "claim_bytes": claim,
+                "covers_need": claim >= needed,
             }
         )
     claims = [s["claim_bytes"] for s in stages]
@@ -380,6 +398,8 @@ def plan(
         "device_total_bytes": total,
         "device_total_source": "device_total_bytes" if device_total_bytes is not None else "MemTotal",
         "mem_total_bytes": memory["mem_total_bytes"],
+        "mem_available_bytes": memory["mem_available_bytes"],
+        "voxtral_held_bytes": voxtral_held_bytes,
         "available_bytes": available,
         "host_process_bytes": host_process_bytes,
         "margin_bytes": margin_bytes,
@@ -416,6 +436,26 @@ def plan(
     return result
 
 
+def set_fractions(stage_fractions: dict | None) -> dict[int, float]:
+    """{stage: fraction} of the fractions someone set (null entries: computed), each judged."""
+    out = {}
+    for key, value in (stage_fractions or {}).items():
+        try:
+            stage = int(key)
+        except (TypeError, ValueError):
+            stage = None
+        if stage not in STAGE_NAMES:
+            raise MemoryPlanError(f"stage_fractions: unknown stage {key!r}; stages: 0, 1")
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+            raise MemoryPlanError(
+                f"stage_fractions: stage {stage} is {value!r}; it must be a fraction above 0, below 1"
+            )
+        out[stage] = float(value)
+    return out
+
+
 def reason(result: dict, too_large: list[dict]) -> str:
     """Why the decision, naming the figure and the limit."""
     if too_large:
@@ -425,9 +465,12 @@ def reason(result: dict, too_large: list[dict]) -> str:
             f"device's {gib(result['device_total_bytes'])} GiB (fraction {stage['fraction']} > 1)"
         )
     verb = "fits in" if result["decision"] == "coexist" else "exceeds"
+    held = ""
+    if result["voxtral_held_bytes"]:
+        held = f" (with the {gib(result['voxtral_held_bytes'])} GiB the serving Voxtral holds)"
     return (
         f"Voxtral {gib(result['voxtral_bytes'])} GiB + margin {gib(result['margin_bytes'])} GiB = "
-        f"{gib(result['required_bytes'])} GiB {verb} the {gib(result['available_bytes'])} GiB available now"
+        f"{gib(result['required_bytes'])} GiB {verb} the {gib(result['available_bytes'])} GiB available now{held}"
     )
 
 
@@ -439,6 +482,13 @@ def summary_line(result: dict) -> str:
             f"stage {stage['stage']} {gib(stage['needed_bytes'])} GiB (weights {gib(stage['weights_bytes'])}"
             + (f" + KV {gib(stage['kv_cache_bytes'])}" if stage["kv_cache_bytes"] else "")
             + f" + overhead {gib(stage['overhead_bytes'])}) -> {stage['fraction']}"
+            + (
+                ""
+                if stage["fraction_source"] == "computed"
+                else f" (set; claims {gib(stage['claim_bytes'])} GiB"
+                + ("" if stage["covers_need"] else ", less than the need")
+                + ")"
+            )
         )
     upstream = result["upstream"]
     after_pause = ""

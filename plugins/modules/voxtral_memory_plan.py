@@ -17,8 +17,9 @@ description:
   - Each stage's fraction is the smallest with O(fraction_decimals) digits whose claim, ceil(total x fraction)
     as vLLM 0.30 computes it, covers the stage's need.
   - Decides C(coexist) when both claims, Voxtral's host processes and O(margin_bytes) fit in what is
-    available now (MemAvailable, Gemma serving), else C(pause). vLLM checks stage 0 against free memory,
-    then stage 1 with stage 0's claim gone; both checks are returned, and so are upstream's 0.8 + 0.1.
+    available now (MemAvailable, Gemma serving, plus O(voxtral_held_bytes)), else C(pause). vLLM checks
+    stage 0 against free memory, then stage 1 with stage 0's claim gone; both checks are returned, and so
+    are upstream's 0.8 + 0.1.
   - Fails only on unusable input (no snapshot, a corrupt header, a C(params.json) without the KV fields,
     meminfo without C(MemAvailable)), with a message naming the file and the figure.
 options:
@@ -85,6 +86,18 @@ options:
   reclaimable_bytes:
     description: Memory pausing Gemma would give back, if known; sets RV(fits_after_pause).
     type: int
+  stage_fractions:
+    description:
+      - Fractions someone set for some stages (C(gpu_memory_utilization) by stage id, C("0") and C("1")); a
+        null or absent stage gets the computed fraction. A set fraction is used as it is (the decision counts
+        what it claims) and the plan's C(covers_need) per stage says whether it covers that stage's need.
+    type: dict
+  voxtral_held_bytes:
+    description:
+      - What a Voxtral serving now holds (its claims and processes, as its own plan recorded them), counted as
+        available (a re-deploy replaces it in place, so the host's MemAvailable alone would count it twice).
+    type: int
+    default: 0
   fraction_decimals:
     description:
       - Digits of the fractions returned, 1 to 4 (beyond, Python writes C(1e-05), which YAML 1.1 reads as
@@ -166,6 +179,8 @@ ARGUMENT_SPEC = {
     "margin_bytes": {"type": "int", "default": 8589934592},
     "reclaimable_bytes": {"type": "int"},
     "fraction_decimals": {"type": "int", "default": 3},
+    "stage_fractions": {"type": "dict"},
+    "voxtral_held_bytes": {"type": "int", "default": 0},
 }
 OVERHEAD_KEYS = ("cuda_context_bytes", "cuda_graph_bytes", "activation_bytes")
 
@@ -179,6 +194,24 @@ class VoxtralMemoryPlanner:
 
     def overhead(self) -> dict:
         return {stage: {key: self.params[f"stage{stage}_{key}"] for key in OVERHEAD_KEYS} for stage in (0, 1)}
+
+    def stage_fractions(self) -> dict:
+        """The set fractions as numbers (Ansible may hand them over as strings); null keeps the computed one."""
+        out = {}
+        for stage, value in (self.params["stage_fractions"] or {}).items():
+            if isinstance(value, str):
+                text = value.strip()
+                if text.lower() in ("", "none", "null"):
+                    value = None
+                else:
+                    try:
+                        value = float(text)
+                    except ValueError:
+                        raise MemoryPlanError(
+                            f"stage_fractions: stage {stage} is {value!r}; it must be a fraction above 0, below 1"
+                        ) from None
+            out[stage] = value
+        return out
 
     def run(self) -> dict:
         p = self.params
@@ -195,6 +228,8 @@ class VoxtralMemoryPlanner:
             margin_bytes=p["margin_bytes"],
             reclaimable_bytes=p["reclaimable_bytes"],
             fraction_decimals=p["fraction_decimals"],
+            stage_fractions=self.stage_fractions(),
+            voxtral_held_bytes=p["voxtral_held_bytes"],
         )
         return {
             "changed": False,

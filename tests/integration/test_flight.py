@@ -24,6 +24,8 @@ VOXTRAL_BEHAVIOUR = "/etc/fake-vllm-omni/behaviour.json"
 GEMMA_BEHAVIOUR = "/etc/fake-gemma/behaviour.json"
 GEMMA_NORMAL = {"latency_ms": 190, "jitter_ms": 10, "memory_mib": 256}
 ROLLED_BACK = "Voxtral deploy on titan failed and was rolled back, Gemma is serving again. Original error: "
+# This module flies the pause path (auto, the default, coexists on the simulated Spark: test_coexist.py).
+PAUSE = {"voxtral_gemma_mode": "pause"}
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +83,7 @@ def assert_gemma_back(flight, release_before):
 
 
 def test_deploy_serves_voxtral_with_gemma_paused(flight):
-    run = flight.run("deploy-voxtral.yml")
+    run = flight.run("deploy-voxtral.yml", PAUSE)
     assert run.status == "successful", run.stdout[-3000:]
     assert flight.is_active("voxtral-tts.service")
     assert flight.sh("systemctl is-enabled voxtral-tts.service").stdout.strip() == "enabled"
@@ -102,7 +104,7 @@ def test_deploy_rerun_changes_nothing_and_rebuilds_nothing(flight):
     build_log = "stat -c %Y /opt/vllm-omni/current/build.log"
     before = flight.sh(build_log).stdout
     release = flight.current_release()
-    run = flight.run("deploy-voxtral.yml")
+    run = flight.run("deploy-voxtral.yml", PAUSE)
     assert run.status == "successful", run.stdout[-3000:]
     assert run.changed_count() == 0, [
         e["event_data"]["task"]
@@ -196,7 +198,7 @@ def test_failure_gives_gemma_back(flight, case, setup, extravars, expected):
     elif setup:
         flight.sh(setup)
     try:
-        run = flight.run("deploy-voxtral.yml", extravars)
+        run = flight.run("deploy-voxtral.yml", {**PAUSE, **(extravars or {})})
         assert run.status == "failed", run.stdout[-3000:]
         errors = run.host_errors()
         assert list(errors) == ["titan"] and expected in errors["titan"], errors
@@ -211,7 +213,7 @@ def test_failure_gives_gemma_back(flight, case, setup, extravars, expected):
 
 
 def test_gemma_slow_to_come_back_fails_the_rollback_with_numbers(flight):
-    flight.run("deploy-voxtral.yml")
+    flight.run("deploy-voxtral.yml", PAUSE)
     flight.behave(GEMMA_BEHAVIOUR, {**GEMMA_NORMAL, "slow_after_restart_ms": 900})
     try:
         run = flight.run("rollback-voxtral.yml")
@@ -232,7 +234,8 @@ def test_controller_dies_after_the_pause_and_the_guard_restores_gemma(flight, tm
     flight.behave(VOXTRAL_BEHAVIOUR, {"start_delay_s": 60})
     log = open(tmp_path / "deploy.log", "w")  # noqa: SIM115 (handed to the child process)
     deploy = subprocess.Popen(
-        ["ansible-playbook", "-i", str(inventory), "deploy-voxtral.yml", "-e", "flight_guard_deadline=25s"],
+        ["ansible-playbook", "-i", str(inventory), "deploy-voxtral.yml", "-e", "flight_guard_deadline=25s",
+         "-e", "voxtral_gemma_mode=pause"],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     try:

@@ -416,3 +416,59 @@ def test_plan_without_params_fields_names_the_file(tmp_path):
     snap = snapshot(tmp_path, params={"dim": 64})
     with pytest.raises(MemoryPlanError, match=r"snapshot/params\.json: params\.json lacks n_layers"):
         plan(str(snap), str(meminfo(tmp_path, 1000, 500)))
+
+
+def test_set_fractions_are_used_as_they_are_and_judged_against_the_need(tmp_path):
+    snap = snapshot(tmp_path)
+    total = 100 * MIB
+    common = {
+        "device_total_bytes": total, "max_model_len": 64, "max_num_seqs": 2, "overhead": NO_OVERHEAD,
+        "host_process_bytes": 0, "margin_bytes": 0,
+    }  # fmt: skip
+    path = str(meminfo(tmp_path, 200_000, 50 * 1024))
+    computed = plan(str(snap), path, **common)
+    result = plan(str(snap), path, stage_fractions={"0": 0.3, "1": None}, **common)
+    stage0, stage1 = result["stages"]
+    assert (stage0["fraction"], stage0["fraction_source"], stage0["covers_need"]) == (0.3, "set", True)
+    assert stage0["computed_fraction"] == computed["fractions"]["0"]
+    assert stage0["claim_bytes"] == math.ceil(total * 0.3)
+    assert (stage1["fraction"], stage1["fraction_source"]) == (computed["fractions"]["1"], "computed")
+    # 30 MiB + stage 1's claim fit in 50 MiB; 0.6 of 100 MiB does not, though the computed fractions would.
+    assert result["decision"] == "coexist"
+    too_big = plan(str(snap), path, stage_fractions={0: 0.6}, **common)
+    assert (computed["decision"], too_big["decision"]) == ("coexist", "pause")
+    assert "-> 0.6 (set; claims 0.06 GiB)" in too_big["summary"]
+    tiny = plan(str(snap), path, stage_fractions={"0": 0.0001}, **common)
+    assert tiny["stages"][0]["covers_need"] is False
+    assert "(set; claims 0.0 GiB, less than the need)" in tiny["summary"]
+
+
+@pytest.mark.parametrize(
+    ("fractions", "message"),
+    [
+        ({"2": 0.1}, "stage_fractions: unknown stage '2'"),
+        ({"0": 1.0}, "stage_fractions: stage 0 is 1.0; it must be a fraction above 0, below 1"),
+        ({"1": 0}, "stage_fractions: stage 1 is 0"),
+        ({"0": True}, "stage_fractions: stage 0 is True"),
+    ],
+)
+def test_bad_set_fractions_are_refused(tmp_path, fractions, message):
+    snap = snapshot(tmp_path)
+    with pytest.raises(MemoryPlanError) as error:
+        plan(str(snap), str(meminfo(tmp_path, 1000, 500)), stage_fractions=fractions)
+    assert message in str(error.value)
+
+
+def test_the_serving_voxtrals_memory_counts_as_available(tmp_path):
+    snap = snapshot(tmp_path)
+    common = {"device_total_bytes": 100 * MIB, "overhead": NO_OVERHEAD, "host_process_bytes": 0, "margin_bytes": 0}
+    path = str(meminfo(tmp_path, 200_000, 1024))
+    alone = plan(str(snap), path, max_num_seqs=1, **common)
+    assert alone["decision"] == "pause"
+    held = plan(str(snap), path, max_num_seqs=1, voxtral_held_bytes=alone["voxtral_bytes"], **common)
+    assert held["decision"] == "coexist"
+    assert (held["mem_available_bytes"], held["voxtral_held_bytes"]) == (MIB, alone["voxtral_bytes"])
+    assert held["available_bytes"] == MIB + alone["voxtral_bytes"]
+    assert "(with the " in held["reason"] and "GiB the serving Voxtral holds)" in held["reason"]
+    with pytest.raises(MemoryPlanError, match="voxtral_held_bytes is -1; it must be 0 or more"):
+        plan(str(snap), path, voxtral_held_bytes=-1, **common)

@@ -218,3 +218,17 @@ def test_a_coexist_plan_starts_the_fake_and_one_kib_less_is_refused(tmp_path):
     code, output = start_fake(tmp_path, fixture, short, fits["stage_overrides"])
     assert code == 1
     assert "on startup is less than desired GPU memory utilization" in output
+
+
+def test_set_fractions_and_held_memory_reach_the_model(tmp_path, snap):
+    path = meminfo(tmp_path, 127_601_640, 60 * 1024 * 1024)
+    args = {"snapshot_dir": str(snap), "meminfo_path": str(path), "device_total_bytes": GB10_TOTAL}
+    # As Ansible hands templated values over: strings, and "None" for a stage nobody set.
+    result = run_module({**args, "stage_fractions": {"0": "0.3", "1": "None"}, "voxtral_held_bytes": GIB})
+    assert result["fractions"]["0"] == 0.3
+    assert [s["fraction_source"] for s in result["plan"]["stages"]] == ["set", "computed"]
+    assert result["plan"]["available_bytes"] == 60 * GIB + GIB
+    assert "0.3 (set; claims" in result["msg"]
+    failed = run_module({**args, "stage_fractions": {"0": "lots"}})
+    assert failed["failed"] is True
+    assert failed["msg"] == "stage_fractions: stage 0 is 'lots'; it must be a fraction above 0, below 1"
