@@ -9,6 +9,7 @@ a flight whose deploy fails (no-go naming the phase, Gemma back), a benchmark wi
 flight that holds one lock from its deploy to its rollback.
 """
 
+import importlib.util
 import json
 import math
 import re
@@ -214,16 +215,46 @@ def test_a_good_flight_writes_a_go_verdict_with_the_injected_figures(flight):
                 assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (SAMPLE_RATE, 1, 2)
                 assert wav.getnframes() / SAMPLE_RATE == pytest.approx(audio_seconds(text), abs=1e-3)
     assert sorted(verdict["artifacts"]["wavs"]) == sorted(
-        f"wav/{side}-{uid}.wav" for side in ("voxtral", "chatterbox") for uid in texts
+        [f"wav/{side}-{uid}.wav" for side in ("voxtral", "chatterbox") for uid in texts] + ["wav/reference.wav"]
     )
+    assert (run.dir / "wav" / "reference.wav").read_bytes() == samantha.read_bytes()
+
+    # What the gate heard in every answer of both sides: real speech (espeak-ng in the Spark's image), every
+    # check passed, the figures per utterance; the speaker similarity measured only with its optional extra.
+    assert flight.sh("command -v espeak-ng").returncode == 0
+    audio = verdict["audio"]
+    assert [system["label"] for system in audio["systems"]] == ["voxtral", "chatterbox"]
+    for system in audio["systems"]:
+        assert system["checked"] and system["passed"] is True and system["failed_requests"] == 0, system
+        assert set(system["utterances"]) == set(texts)
+        for uid, entry in system["utterances"].items():
+            figures = entry["figures"]
+            assert figures["speech_ratio"] >= 0.5 and figures["clipping_ratio"] <= 0.001, (uid, figures)
+            assert figures["loudness_lufs"] is not None, (uid, figures)
+            assert figures["duration_s"] == pytest.approx(audio_seconds(texts[uid]), abs=0.01)
+            assert entry["checks"] and all(check["passed"] for check in entry["checks"]), entry
+    assert system["requests"] == REPETITIONS * len(texts)  # the A/B: concurrency 1
+    similarity = audio["speaker_similarity"]
+    assert similarity["reference"] == "wav/reference.wav"
+    if importlib.util.find_spec("resemblyzer") is None:
+        assert similarity["reason"] == "not measured (resemblyzer not installed)"
+
+    # ab.html: a player, a waveform and a spectrogram per WAV (both sides and the reference), the charts.
     page = (run.dir / "ab.html").read_text(encoding="utf-8")
-    assert page.count("<audio controls") == 2 * len(texts)
+    pictured = 2 * len(texts) + 1
+    assert page.count("<audio controls") == pictured
+    assert page.count('<svg xmlns="http://www.w3.org/2000/svg" class="waveform"') == pictured
+    assert page.count('<img class="spectrogram"') == pictured
+    assert page.count('class="chart"') == 2 and '<li class="fail">' not in page
     assert "## Listener's verdict" in (run.dir / "ab.md").read_text(encoding="utf-8")
 
     report = (run.dir / "report.md").read_text(encoding="utf-8")
     assert report.splitlines()[2].startswith("**GO: Voxtral served: time to first audio p50")
     assert f"| Gemma baseline p50 | {impact['baseline_p50_ms']:.1f} ms |" in report
     assert "## Time to first audio, concurrency 1" in report
+    assert "## Audio heard (every answer, the latency gate's audio checks)" in report
+    heard = REPETITIONS * len(texts) * sum(CONCURRENCY)
+    assert f"| voxtral audio | {heard} of {heard} answers passed every check |" in report
     assert (run.dir / "state.json").exists() and (run.dir / "voxtral-gate.json").exists()
 
 
