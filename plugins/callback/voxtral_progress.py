@@ -8,8 +8,10 @@ short_description: Show the progress of long waits while they run
 description:
   - An C(until) loop prints only "FAILED - RETRYING ... (N retries left)" between polls. For tasks whose
     result carries a C(progress) line (the C(async_progress) module reports the build's current step,
-    elapsed time and the host path of its log), this callback prints that line at every poll, so an
-    operator sees which step a 20-minute build is in and that it is still moving.
+    elapsed time and the host path of its log; the weights download's bytes and files so far; the latest
+    journal line of a starting C(voxtral-tts.service)), this callback prints that line at every poll, so an
+    operator sees which step a 20-minute build, an 8 GB download or a minutes-long model load is in and
+    that it is still moving.
 requirements:
   - enabled in ansible.cfg (callbacks_enabled)
 """

@@ -1,5 +1,5 @@
 #!/usr/bin/python
-"""Report a running async job's progress from its log; fail on a stall instead of at the timeout."""
+"""Report a running async job's progress from its log, its unit's journal or the folder it fills; fail on a stall."""
 
 DOCUMENTATION = r"""
 ---
@@ -9,6 +9,10 @@ description:
   - Reads an async job's status file (the C(results_file) an C(async) task with C(poll=0) registers) and the
     job's own log, and returns one progress line with the latest step line of the log, the time since the job
     started and since the log last grew, and the log's path.
+  - Instead of a log file, the job's log can be a systemd unit's journal (O(unit), for a C(systemctl start)
+    run as the job); its latest line since the job started is the step.
+  - With O(watch), the job's progress is the folder it fills (a download); its bytes and files are in the
+    progress line, and the folder's newest write, not the log, is what counts as the job moving.
   - Meant as the body of an C(until) loop (C(until=result.finished)), one call per poll; the project's
     callback plugin C(voxtral_progress) prints the C(progress) line of every poll.
   - When the log has not grown for O(stall_timeout) seconds the job is stopped (its process group gets
@@ -21,24 +25,40 @@ options:
     type: path
     required: true
   log:
-    description: The job's log file (it may not exist yet when the job has just started).
+    description:
+      - The job's log file (it may not exist yet when the job has just started).
+      - One of O(log) and O(unit) is required.
     type: path
-    required: true
+  unit:
+    description:
+      - A systemd unit whose journal (its lines since the job started) is the job's log.
+      - The step is the latest journal line (O(step_pattern) applies too); the tail comes from the journal.
+    type: str
+  watch:
+    description:
+      - A folder the job fills (a download's cache). The progress line gives its size and its number of
+        files, and the job counts as moving while any file in it is written (O(stall_timeout) applies to that).
+    type: path
   step_pattern:
     description: Regular expression of the log lines that name a step; the latest one is reported.
     type: str
     default: "^== "
   stall_timeout:
-    description: Seconds the log may stay unchanged while the job runs before the job is stopped and the module fails.
+    description:
+      - Seconds the log (with O(watch), the folder) may stay unchanged while the job runs before the job is
+        stopped and the module fails.
+      - C(0) never fails on a stall (the job's own limits end it).
     type: int
-    required: true
+    default: 0
   pid_file:
     description:
       - File holding the PID of a process of the job; its process group is stopped on a stall.
       - Without it, a stall still fails the module, but the job runs on until its async timeout.
     type: path
   tail_lines:
-    description: Lines of the log returned (and put in the message) when the job failed or stalled.
+    description:
+      - Lines of the log returned (and put in the message) when the job failed or stalled.
+      - C(0) leaves them out (a caller that shows the journal itself).
     type: int
     default: 40
   label:
@@ -69,6 +89,36 @@ EXAMPLES = r"""
   until: build_progress.finished
   retries: 720
   delay: 5
+
+- name: Start the server in the background (the unit's start ends when it serves)
+  ansible.builtin.command: systemctl start voxtral-tts.service
+  async: 900
+  poll: 0
+  register: start_job
+
+- name: Wait for the start, showing the unit's latest journal line
+  async_progress:
+    job_file: "{{ start_job.results_file }}"
+    unit: voxtral-tts.service
+    step_pattern: ""
+    label: voxtral-tts.service start
+  register: start_progress
+  until: start_progress.finished
+  retries: 90
+  delay: 10
+
+- name: Wait for a download, showing the bytes in its cache folder; fail when none arrive for 10 minutes
+  async_progress:
+    job_file: "{{ download_job.results_file }}"
+    log: /var/lib/voxtral-tts/hf-download.log
+    pid_file: /var/lib/voxtral-tts/hf-download.pid
+    watch: /var/lib/voxtral-tts/hf/hub/models--mistralai--Voxtral-4B-TTS-2603
+    stall_timeout: 600
+    label: download
+  register: download_progress
+  until: download_progress.finished
+  retries: 720
+  delay: 10
 """
 
 RETURN = r"""
@@ -89,11 +139,22 @@ elapsed_s:
   returned: always
   type: float
 log_idle_s:
-  description: Seconds since the log last grew.
+  description: Seconds since the log (with O(watch), the folder) last grew.
   returned: always
   type: float
+bytes:
+  description: Bytes in the O(watch) folder's files (symbolic links not followed).
+  returned: when O(watch) is set
+  type: int
+files:
+  description: Files in the O(watch) folder.
+  returned: when O(watch) is set
+  type: int
 progress:
-  description: "One line for people, e.g. C(build: == uv pip install vllm==0.30.0 · 4m12s · log /opt/build.log)."
+  description:
+    - "One line for people, e.g. C(build: == uv pip install vllm==0.30.0 · 4m12s · log /opt/build.log);"
+    - "with O(watch) the folder's size after the step (C(· 2.1 GB in 3 files ·)); with O(unit) the log is
+      C(journalctl -u <unit>)."
   returned: always
   type: str
 tail:
@@ -117,7 +178,50 @@ def duration(seconds):
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
+def human_bytes(count):
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= size:
+            return f"{count / size:.1f} {unit}"
+    return f"{count} B"
+
+
+def folder_usage(path):
+    """(bytes, files, newest mtime) of the regular files under path, symbolic links not followed."""
+    total = files = 0
+    newest = None
+    pending = [path]
+    while pending:
+        try:
+            entries = list(os.scandir(pending.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    stat = entry.stat(follow_symlinks=False)
+                    total, files = total + stat.st_size, files + 1
+                    newest = stat.st_mtime if newest is None else max(newest, stat.st_mtime)
+            except OSError:
+                continue  # gone meanwhile (a finished .incomplete renamed)
+    return total, files, newest
+
+
+def command_start(result):
+    """When a finished command job started (its result's local "start" time), or None.
+
+    The status file's own time is the end once the job has finished (it is written again then).
+    """
+    try:
+        return time.mktime(time.strptime(str(result["start"]).split(".", maxsplit=1)[0], "%Y-%m-%d %H:%M:%S"))
+    except (KeyError, ValueError, OverflowError):
+        return None
+
+
 def read_tail(path, lines, chunk=65536):
+    if lines < 1:
+        return []
     try:
         with open(path, "rb") as handle:
             handle.seek(0, os.SEEK_END)
@@ -133,6 +237,40 @@ class AsyncProgress:
         self.module = module
         self.params = module.params
         self.now = time.time()
+        self.started = None
+
+    def journal(self, lines, output):
+        """The unit's last journal lines since the job started, oldest first (journalctl's own text)."""
+        # --reverse: with --since, --lines would count from the start of the range, not from its end.
+        rc, out, _err = self.module.run_command(
+            ["journalctl", f"--unit={self.params['unit']}", f"--since=@{int(self.started)}", "--reverse",
+             f"--lines={lines}", f"--output={output}", "--no-pager", "--quiet"]
+        )  # fmt: skip
+        return list(reversed(out.splitlines())) if rc == 0 else []
+
+    def last_journal_entry(self):
+        """(message, epoch seconds) of the unit's latest journal entry since the job started, or ("", None)."""
+        for line in reversed(self.journal(1, "json")):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            message = entry.get("MESSAGE", "")
+            if isinstance(message, list):  # not UTF-8: journalctl gives the bytes
+                message = bytes(message).decode("utf-8", "replace")
+            return str(message), int(entry.get("__REALTIME_TIMESTAMP", 0)) / 1e6 or None
+        return "", None
+
+    def tail(self):
+        lines = self.params["tail_lines"]
+        if lines < 1:
+            return []
+        if self.params["unit"]:
+            return self.journal(lines, "short-iso")[-lines:]
+        return read_tail(self.params["log"], lines)
+
+    def source(self):
+        return f"journalctl -u {self.params['unit']}" if self.params["unit"] else f"log {self.params['log']}"
 
     def job_status(self):
         """(finished, rc, failed, message) from the async status file, as async_status reads it."""
@@ -146,12 +284,24 @@ class AsyncProgress:
         if "started" in data and not data.get("finished"):
             return False, None, False, ""
         failed = bool(data.get("failed")) or data.get("rc", 0) != 0
-        return True, data.get("rc"), failed, data.get("msg") or data.get("stderr") or ""
+        self.started = command_start(data)
+        return True, data.get("rc"), failed, data.get("stderr") or data.get("msg") or ""
 
     def latest_step(self):
+        """(the latest step line, when the log last grew, or None before it exists)."""
         pattern = re.compile(self.params["step_pattern"])
-        steps = [line for line in read_tail(self.params["log"], 400) if pattern.search(line)]
-        return steps[-1].strip() if steps else ""
+        if self.params["unit"]:
+            message, at = self.last_journal_entry()
+            lines = [message] if message else []
+        else:
+            lines = read_tail(self.params["log"], 400)
+            try:
+                at = os.stat(self.params["log"]).st_mtime
+            except FileNotFoundError:
+                at = None
+        steps = [line for line in lines if pattern.search(line)]
+        step = steps[-1].strip() if steps else ""
+        return (step if len(step) <= 200 else step[:199] + "…"), at
 
     def stop_job(self):
         path = self.params["pid_file"]
@@ -177,15 +327,20 @@ class AsyncProgress:
         return f"stopped (process group {group}, SIGKILL)"
 
     def run(self):
-        label, log = self.params["label"], self.params["log"]
+        label, source = self.params["label"], self.source()
         finished, rc, failed, message = self.job_status()
-        elapsed = self.now - os.stat(self.params["job_file"]).st_ctime
-        try:
-            idle = self.now - os.stat(log).st_mtime
-        except FileNotFoundError:
-            idle = elapsed  # no log yet: idle since the start
-        step = self.latest_step()
-        progress = f"{label}: {step or 'starting'} · {duration(elapsed)} · log {log}"
+        if self.started is None:  # running: the status file, written once at the start, dates it
+            self.started = os.stat(self.params["job_file"]).st_ctime
+        elapsed = self.now - self.started
+        step, grown_at = self.latest_step()
+        usage = ""
+        if self.params["watch"]:
+            size, files, newest = folder_usage(self.params["watch"])
+            usage = f" · {human_bytes(size)} in {files} file{'' if files == 1 else 's'}"
+            # Files older than the job (an earlier, partial download) do not make it idle from the start.
+            grown_at = None if newest is None else max(newest, self.started)
+        idle = elapsed if grown_at is None else self.now - grown_at  # nothing yet: idle since the start
+        progress = f"{label}: {step or 'starting'}{usage} · {duration(elapsed)} · {source}"
         result = {
             "changed": False,
             "finished": finished,
@@ -195,34 +350,45 @@ class AsyncProgress:
             "log_idle_s": round(idle, 1),
             "progress": progress,
         }
-        tail_lines = self.params["tail_lines"]
+        if self.params["watch"]:
+            result.update(bytes=size, files=files)
         if finished and failed:
-            tail = read_tail(log, tail_lines)
+            tail = self.tail()
             self.module.fail_json(
                 msg=f"{label} failed (rc={rc}) after {duration(elapsed)} at step '{step}': {message.strip()}"
-                f"\nlast lines of {log}:\n" + "\n".join(tail),
+                + self.tail_text(tail),
                 tail=tail,
                 **result,
             )
-        if not finished and idle >= self.params["stall_timeout"]:
+        stall_timeout = self.params["stall_timeout"]
+        if not finished and stall_timeout and idle >= stall_timeout:
             stopped = self.stop_job()
-            tail = read_tail(log, tail_lines)
+            tail = self.tail()
+            what = self.params["watch"] or self.params["log"] or f"the journal of {self.params['unit']}"
+            held = f" ({usage[3:]})" if usage else ""
             result.update(finished=True)
             self.module.fail_json(
-                msg=f"{label} stalled: {log} has not grown for {duration(idle)} (stall_timeout "
-                f"{self.params['stall_timeout']} s) at step '{step}'; {stopped}.\nlast lines of {log}:\n"
-                + "\n".join(tail),
+                msg=f"{label} stalled: {what}{held} has not grown for {duration(idle)} (stall_timeout "
+                f"{stall_timeout} s) at step '{step}'; {stopped}." + self.tail_text(tail),
                 tail=tail,
                 **result,
             )
         return result
 
+    def tail_text(self, tail):
+        if self.params["tail_lines"] < 1:
+            return ""
+        where = f"the journal of {self.params['unit']}" if self.params["unit"] else self.params["log"]
+        return f"\nlast lines of {where}:\n" + "\n".join(tail)
+
 
 ARGUMENT_SPEC = {
     "job_file": {"type": "path", "required": True},
-    "log": {"type": "path", "required": True},
+    "log": {"type": "path"},
+    "unit": {"type": "str"},
+    "watch": {"type": "path"},
     "step_pattern": {"type": "str", "default": "^== "},
-    "stall_timeout": {"type": "int", "required": True},
+    "stall_timeout": {"type": "int", "default": 0},
     "pid_file": {"type": "path"},
     "tail_lines": {"type": "int", "default": 40},
     "label": {"type": "str", "default": "job"},
@@ -230,9 +396,14 @@ ARGUMENT_SPEC = {
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    if module.params["stall_timeout"] < 1:
-        module.fail_json(msg=f"stall_timeout must be at least 1 second, got {module.params['stall_timeout']}")
+    module = AnsibleModule(
+        argument_spec=ARGUMENT_SPEC,
+        mutually_exclusive=[("log", "unit")],
+        required_one_of=[("log", "unit")],
+        supports_check_mode=True,
+    )
+    if module.params["stall_timeout"] < 0:
+        module.fail_json(msg=f"stall_timeout must be 0 (off) or seconds, got {module.params['stall_timeout']}")
     module.exit_json(**AsyncProgress(module).run())
 
 
