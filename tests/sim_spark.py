@@ -87,6 +87,18 @@ def stop(name):
     podman("rm", "-f", "-t", "2", name, check=False)
 
 
+def reboot(name, hostvars):
+    """Reboot an instance: its systemd shuts down (podman's stop signal, SIGRTMIN+3) and boots again in the same
+    container; the disk is kept, /run (with every transient unit) is not. Returns its host variables with the
+    SSH port as podman publishes it after the restart, once systemd has finished booting.
+    """
+    podman("restart", "-t", "30", name)
+    published = podman("port", name, "22/tcp").stdout.split()[0]  # 127.0.0.1:PORT
+    port = int(published.rsplit(":", 1)[1])
+    wait_for_ssh(port, hostvars["ansible_ssh_private_key_file"])
+    return {**hostvars, "ansible_port": port}
+
+
 @contextmanager
 def simulated_spark(name, image=None, port=None):
     """A fresh instance for the length of a with-block."""
@@ -134,6 +146,43 @@ def gemma_answers(hostvars):
         f"-d '{request}' http://127.0.0.1:8000/v1/chat/completions",
     )
     return result.stdout.strip() == "200"
+
+
+STATE_FILE = "/var/lib/voxtral-deploy/state.json"
+
+
+class Spark:
+    """One simulated Spark a test module flies: its host variables (fresh after a reboot), the playbooks run
+    against it with the run's artifacts kept under the test's folder, and what the host says."""
+
+    def __init__(self, name, hostvars, workdir):
+        self.name = name
+        self.hostvars = hostvars
+        self.workdir = workdir
+        self.artifacts = Path(workdir) / "artifacts"
+
+    def run(self, playbook, extravars=None, check=False):
+        from playbook_runner import run_on
+
+        extravars = {"voxtral_artifacts_dir": str(self.artifacts), **(extravars or {})}
+        return run_on(self.hostvars, playbook, self.workdir, extravars, check)
+
+    def sh(self, command):
+        return ssh(self.hostvars, command)
+
+    def state(self):
+        """The host's flight state file ({} when there is none)."""
+        result = self.sh(f"cat {STATE_FILE}")
+        return json.loads(result.stdout) if result.returncode == 0 else {}
+
+    def is_active(self, unit):
+        return self.sh(f"systemctl is-active {unit}").stdout.strip() == "active"
+
+    def is_enabled(self, unit):
+        return self.sh(f"systemctl is-enabled {unit}").stdout.strip() == "enabled"
+
+    def reboot(self):
+        self.hostvars = reboot(self.name, self.hostvars)
 
 
 def write_behaviour(hostvars, path, behaviour):

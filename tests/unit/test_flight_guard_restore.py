@@ -1,7 +1,9 @@
 """The flight guard's restore program (roles/flight_guard/files/flight_guard_restore.py), without systemd.
 
 The commands it would run are recorded instead of run; the state file is real, written through the same
-state_file helper (and lock) as the flight_state module.
+state_file helper (and lock) as the flight_state module. Both modes: the transient timer's (deadline) and the
+boot step's (--boot: acts only when the state file still says armed). And the boot step's unit as the role
+renders it.
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ def guard(tmp_path, monkeypatch):
             if gemma is not None:
                 state.write_text(json.dumps({"gemma": gemma}))
             return module.main([str(config)])
+
+        def boot(self, record=None):
+            """The boot step, with `record` (the whole state file) written first when given."""
+            if record is not None:
+                state.write_text(json.dumps(record))
+            return module.main(["--boot", str(config)])
 
         def state(self):
             return json.loads(state.read_text())
@@ -72,6 +80,8 @@ def test_restores_the_unit_the_state_file_recorded_and_records_the_firing(guard)
     assert state["gemma"]["restored_by"] == "flight_guard"
     assert state["gemma"]["outage_seconds"] > 0
     assert state["gemma"]["guard_fired_at"] == state["flight_guard"]["guard_fired_at"]
+    assert state["flight_guard"]["fired"] is True
+    assert state["flight_guard"]["why"] == "deadline passed without a disarm"
 
 
 def test_restores_a_recorded_container(guard):
@@ -111,3 +121,92 @@ def test_waits_for_the_state_file_lock_the_flight_state_module_holds(guard):
     assert outcome == [0]
     # The other writer's update survived the guard's write.
     assert guard.state()["release"] == {"version": "0.30.0"}
+
+
+ARMED = {"armed": True, "armed_at": "2026-12-01T09:59:50Z", "deadline": "20min"}
+
+
+def test_boot_with_the_guard_still_armed_stops_voxtral_restores_gemma_and_says_the_flight_was_interrupted(guard):
+    assert guard.boot({"flight_guard": ARMED, "gemma": PAUSED_UNIT, "voxtral": {"deployed": True}}) == 0
+    assert guard.commands == [
+        ["systemctl", "disable", "--now", "voxtral-tts.service"],
+        ["systemctl", "enable", "gemma.service"],
+        ["systemctl", "start", "gemma.service"],
+    ]
+    state = guard.state()
+    section = state["flight_guard"]
+    assert section["armed"] is False
+    assert section["fired"] is True
+    assert section["why"] == "reboot during the flight"
+    assert section["guard_fired_at"]
+    assert section["guard_ok"] is True
+    # What the arm recorded stays beside the firing.
+    assert section["armed_at"] == ARMED["armed_at"]
+    assert state["gemma"]["paused"] is False
+    assert state["gemma"]["restored_by"] == "flight_guard"
+    assert state["voxtral"] == {"deployed": True}
+
+
+def test_boot_leaves_a_gemma_that_was_not_enabled_disabled(guard):
+    assert guard.boot({"flight_guard": ARMED, "gemma": {**PAUSED_UNIT, "was_enabled": False}}) == 0
+    assert ["systemctl", "enable", "gemma.service"] not in guard.commands
+    assert ["systemctl", "start", "gemma.service"] in guard.commands
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"flight_guard": {**ARMED, "armed": False, "disarmed_at": "2026-12-01T10:05:00Z"}, "gemma": PAUSED_UNIT},
+        {"flight_guard": {**ARMED, "armed": False, "fired": True, "why": "deadline passed without a disarm"}},
+        {"gemma": PAUSED_UNIT},
+    ],
+    ids=["disarmed after a good flight", "already fired", "never armed"],
+)
+def test_boot_with_the_guard_not_armed_does_nothing(guard, record):
+    guard.boot(record)
+    before = guard.state_path.read_bytes()
+    assert guard.boot() == 0
+    assert guard.commands == []
+    assert guard.state_path.read_bytes() == before
+
+
+def test_boot_on_a_host_without_a_state_file_does_nothing(guard):
+    assert guard.boot() == 0
+    assert guard.commands == []
+    assert not guard.state_path.exists()
+
+
+def test_boot_failure_to_start_gemma_is_recorded_and_fails_the_unit(guard, monkeypatch):
+    monkeypatch.setattr(guard.module, "run", lambda config, argv, timeout=120: argv[:2] != ["systemctl", "start"])
+    assert guard.boot({"flight_guard": ARMED, "gemma": PAUSED_UNIT}) == 1
+    section = guard.state()["flight_guard"]
+    assert section["guard_ok"] is False
+    assert section["why"] == "reboot during the flight"
+    assert guard.state()["gemma"]["paused"] is True
+
+
+def render_boot_unit(**overrides):
+    import yaml
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar, trust_as_template
+
+    role = PROGRAM.parents[1]
+    variables = {"ansible_managed": "Ansible managed"}
+    for name in ("defaults/main.yml", "vars/main.yml"):
+        variables.update(yaml.safe_load((role / name).read_text()))
+    variables.update(overrides)
+    trusted = {k: trust_as_template(v) if isinstance(v, str) else v for k, v in variables.items()}
+    templar = Templar(loader=DataLoader(), variables=trusted)
+    return templar.template(trust_as_template((role / "templates" / "flight-guard-boot.service.j2").read_text()))
+
+
+def test_boot_unit_runs_the_same_program_in_boot_mode_before_voxtral_and_is_wanted_at_boot():
+    unit = render_boot_unit()
+    assert unit.startswith("#\n# Ansible managed\n#\n")
+    lines = unit.splitlines()
+    script = "/usr/local/libexec/voxtral-deploy/flight-guard-restore"
+    assert f"ExecStart={script} --boot {script}.json" in lines
+    assert "Type=oneshot" in lines
+    assert "Before=voxtral-tts.service multi-user.target" in lines
+    assert "After=network.target docker.service" in lines
+    assert "WantedBy=multi-user.target" in lines

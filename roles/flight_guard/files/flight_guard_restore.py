@@ -1,12 +1,18 @@
 #!/usr/bin/python3
-"""Flight guard: the deadline of a Voxtral flight passed without a disarm, so put Gemma back.
+"""Flight guard: a flight was cut short (its deadline passed without a disarm, or the host rebooted during it),
+so put Gemma back.
 
-Run by the transient <unit>.service (fired by <unit>.timer), with no controller involved: stop and disable
-Voxtral, start (and re-enable) Gemma as the state file's gemma section recorded it (the baseline records
-which unit or container serves Gemma, the pause what it stopped), and record guard_fired_at in the state
+Run by the transient <unit>.service (fired by <unit>.timer at the deadline), with no controller involved: stop
+and disable Voxtral, start (and re-enable) Gemma as the state file's gemma section recorded it (the baseline
+records which unit or container serves Gemma, the pause what it stopped), and record the firing in the state
 file. Every line it prints lands in the journal of the unit.
 
-    flight-guard-restore [CONFIG]    (default: the program's own path + ".json", rendered by the role's arm)
+With --boot it is the boot step (<unit>-boot.service, enabled, run at every boot): the transient timer did not
+survive the reboot, so the on-disk record is the armed marker. It does the same restore only when the state
+file's flight_guard section still says armed (a reboot during the flight); otherwise it says so and changes
+nothing (a disarmed guard: the flight's end state stands).
+
+    flight-guard-restore [--boot] [CONFIG]    (CONFIG: the program's own path + ".json", rendered by the role)
 
 The state file is read and written through state_file.py (installed beside this program), under the same
 lock and with the same atomic write as the flight_state module.
@@ -77,20 +83,26 @@ def restore_gemma(config: dict, gemma: dict) -> tuple[bool, str]:
     return ok, f"started unit {gemma['unit']}" if ok else f"could not start unit {gemma['unit']}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    config_path = argv[0] if argv else os.path.realpath(__file__) + ".json"
-    with open(config_path, encoding="utf-8") as handle:
-        config = json.load(handle)
+# Why the guard fires, as recorded in the flight_guard section (`why`).
+WHY_DEADLINE = "deadline passed without a disarm"
+WHY_REBOOT = "reboot during the flight"
+
+
+def read_state(config: dict) -> dict:
     path = config["state_path"]
-    fired = now()
-    log(config, f"deadline passed without a disarm at {fired.strftime(state_file.ISO)}: restoring Gemma")
     try:
         with state_file.locked(path):
-            gemma = state_file.load(path)[0].get("gemma") or {}
+            return state_file.load(path)[0]
     except (OSError, ValueError) as exc:
         log(config, f"cannot read {path} ({exc})")
-        gemma = {}
+        return {}
+
+
+def restore(config: dict, gemma: dict, why: str) -> int:
+    """Stop Voxtral, start Gemma, record the firing (and why) in the state file; 0 when all of it worked."""
+    path = config["state_path"]
+    fired = now()
+    log(config, f"{why} (at {fired.strftime(state_file.ISO)}): restoring Gemma")
 
     # Voxtral first: its memory must be free before Gemma loads.
     voxtral_unit = config["voxtral_unit"]
@@ -109,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             state = state_file.load(path)[0]
             state.setdefault("flight_guard", {}).update(
                 armed=False,
+                fired=True,
+                why=why,
                 guard_fired_at=fired.strftime(state_file.ISO),
                 guard_gemma=what,
                 guard_voxtral_stopped=voxtral_ok,
@@ -127,8 +141,28 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         log(config, f"could not record the firing in {path}: {exc}")
         return 1
-    log(config, f"recorded guard_fired_at in {path}")
+    log(config, f"recorded the firing ({why}) in {path}")
     return 0 if voxtral_ok and gemma_ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    boot = "--boot" in argv
+    argv = [arg for arg in argv if arg != "--boot"]
+    config_path = argv[0] if argv else os.path.realpath(__file__) + ".json"
+    with open(config_path, encoding="utf-8") as handle:
+        config = json.load(handle)
+    state = read_state(config)
+    if not boot:
+        return restore(config, state.get("gemma") or {}, WHY_DEADLINE)
+    guard = state.get("flight_guard") or {}
+    if not guard.get("armed"):
+        # Disarmed (a flight that ended well, or one the guard already restored), or never armed: the state
+        # file and every unit stay as the last flight left them.
+        log(config, f"boot: the guard is not armed in {config['state_path']}: nothing to do")
+        return 0
+    log(config, f"boot: the guard was still armed (since {guard.get('armed_at', '?')}) when the host went down")
+    return restore(config, state.get("gemma") or {}, WHY_REBOOT)
 
 
 if __name__ == "__main__":
