@@ -189,7 +189,10 @@ base_sha:
   type: str
   sample: 3f1c0d2e9a8b7c6d5e4f30211a2b3c4d5e6f7a8b
 sha:
-  description: SHA of the patched tree's tip (equals base_sha when nothing was applied).
+  description:
+    - SHA of the patched tree's tip (equals base_sha when nothing was applied).
+    - In check mode before a checkout exists, O(base) when it is a full SHA and no PR would be applied, else
+      null (an applied PR's tip is known only once it is picked).
   returned: always
   type: str
 branch:
@@ -673,13 +676,19 @@ class GitPrPatches:
             else:
                 self.require_pin(patch)
                 self.results.append(self.result(patch, "applied", "would be fetched and applied", None))
+        # The release a real run would build is named from these: with nothing to apply the tip is the base
+        # (when the caller passes the ref's SHA, as the git module reports it in check mode); an applied PR's
+        # tip is only known once it is picked. The hash is over the pins, as a real run computes it.
+        applied = [r for r in self.results if r["status"] == "applied"]
+        base = self.params["base"] if re.fullmatch(r"[0-9a-f]{40}", self.params["base"] or "") else None
+        pins = {p["pr"]: (p.get("head_sha") or "").lower() or None for p in self.params["patches"]}
         return {
             "changed": True,
-            "base_sha": None,
-            "sha": None,
+            "base_sha": base,
+            "sha": None if applied else base,
             "branch": None,
-            "patch_hash": None,
-            "applied": [],
+            "patch_hash": patch_hash((r["pr"], pins[r["pr"]]) for r in applied),
+            "applied": [r["pr"] for r in applied],
             "patches": self.results,
         }
 
@@ -812,16 +821,21 @@ class GitPrPatches:
     def summary(self, changed, base_sha, tip, branch):
         self.cross_check()
         applied = [r for r in self.results if r["status"] == "applied"]
-        lines = "\n".join(f"{r['pr']}:{r['head_sha']}" for r in applied)
         return {
             "changed": changed,
             "base_sha": base_sha,
             "sha": tip,
             "branch": branch,
-            "patch_hash": hashlib.sha256(lines.encode()).hexdigest()[:8],
+            "patch_hash": patch_hash((r["pr"], r["head_sha"]) for r in applied),
             "applied": [r["pr"] for r in applied],
             "patches": self.results,
         }
+
+
+def patch_hash(applied):
+    """First 8 hex digits of sha256 over the applied PRs' "pr:head_sha" lines (RV(patch_hash))."""
+    lines = "\n".join(f"{pr}:{head}" for pr, head in applied)
+    return hashlib.sha256(lines.encode()).hexdigest()[:8]
 
 
 ARGUMENT_SPEC = {

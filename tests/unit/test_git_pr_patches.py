@@ -7,6 +7,7 @@ The last section runs the module on the project's fixture upstream with vars/pro
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -588,6 +589,20 @@ def test_check_mode_without_a_checkout_yet(capsys, tmp_path):
     assert result["changed"] is True and result["base_sha"] is None
     assert [p["status"] for p in result["patches"]] == ["superseded", "left_out", "applied"]
     assert "by the data" in result["patches"][0]["reason"]
+
+
+def test_check_mode_without_a_checkout_names_the_tip_a_real_run_would_have(capsys, tmp_path):
+    # The ref's SHA as the git module reports it in check mode; with nothing to apply the tip is that SHA and
+    # the hash is a real run's over no PR, so the flight's dry run names the release a real run builds.
+    base = "3f4635ce644e43fbb522d465452c020500347217"
+    common = {"check": True, "repo_dir": str(tmp_path / "not-cloned-yet"), "package_version": "0.30.0", "base": base}
+    nothing = run(capsys, tmp_path, patches=[{"pr": 2790, "left_out": "no encoder weights"}], **common)
+    assert (nothing["base_sha"], nothing["sha"], nothing["applied"]) == (base, base, [])
+    assert nothing["patch_hash"] == hashlib.sha256(b"").hexdigest()[:8]
+    pin = "42744c3debad5c8fc3ebf854eabe2f213932c17f"
+    applied = run(capsys, tmp_path, patches=[{"pr": 2405, "head_sha": pin}], **common)
+    assert (applied["sha"], applied["applied"]) == (None, [2405])
+    assert applied["patch_hash"] == hashlib.sha256(f"2405:{pin}".encode()).hexdigest()[:8]
 
 
 def test_check_mode_without_a_checkout_refuses_an_unpinned_pr(capsys, tmp_path):
