@@ -149,6 +149,7 @@ def gemma_answers(hostvars):
 
 
 STATE_FILE = "/var/lib/voxtral-deploy/state.json"
+LOCK_FILE = "/var/lib/voxtral-deploy/flight.lock"
 
 
 class Spark:
@@ -183,6 +184,18 @@ class Spark:
 
     def reboot(self):
         self.hostvars = reboot(self.name, self.hostvars)
+
+    def started_at(self, unit):
+        """The unit's last start (monotonic µs): unchanged means it was never stopped or restarted."""
+        return self.sh(f"systemctl show {unit} -p ActiveEnterTimestampMonotonic --value").stdout.strip()
+
+    def reset_units(self):
+        """Voxtral and the guard stopped (failed states cleared), Gemma enabled and running, no flight lock."""
+        self.sh(
+            "systemctl stop voxtral-tts.service voxtral-flight-guard.timer voxtral-flight-guard.service; "
+            "systemctl reset-failed voxtral-tts.service voxtral-flight-guard.service voxtral-flight-guard.timer; "
+            f"systemctl enable --now gemma.service; rm -f {LOCK_FILE}"
+        )
 
 
 def write_behaviour(hostvars, path, behaviour):

@@ -16,11 +16,8 @@ afterwards:
 import json
 
 import pytest
-from playbook_runner import run_on
-from sim_spark import gemma_answers, prepared_sparks, ssh, write_behaviour
+from sim_spark import LOCK_FILE, Spark, gemma_answers, prepared_sparks, write_behaviour
 
-STATE = "/var/lib/voxtral-deploy/state.json"
-LOCK = "/var/lib/voxtral-deploy/flight.lock"
 VOXTRAL_BEHAVIOUR = "/etc/fake-vllm-omni/behaviour.json"
 GEMMA_BEHAVIOUR = "/etc/fake-gemma/behaviour.json"
 MARKER = "/var/cache/voxtral-tts/fake-streaming"
@@ -40,31 +37,12 @@ ROLLED_BACK = "Voxtral deploy on titan failed and was rolled back, Gemma is serv
 def spark(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("coexist")
     with prepared_sparks({"titan": "voxtral-coexist"}, workdir) as hosts:
-        yield Spark(hosts["titan"], workdir)
+        yield CoexistSpark("voxtral-coexist", hosts["titan"], workdir)
 
 
-class Spark:
-    def __init__(self, hostvars, workdir):
-        self.hostvars = hostvars
-        self.workdir = workdir
-        self.artifacts = workdir / "artifacts"
-
-    def run(self, playbook, extravars=None, check=False):
-        extravars = {"voxtral_artifacts_dir": str(self.artifacts), **(extravars or {})}
-        return run_on(self.hostvars, playbook, self.workdir, extravars, check)
-
-    def sh(self, command):
-        return ssh(self.hostvars, command)
-
-    def state(self):
-        result = self.sh(f"cat {STATE}")
-        return json.loads(result.stdout) if result.returncode == 0 else {}
-
-    def is_active(self, unit):
-        return self.sh(f"systemctl is-active {unit}").stdout.strip() == "active"
-
+class CoexistSpark(Spark):
     def gemma_started_at(self):
-        return self.sh("systemctl show gemma.service -p ActiveEnterTimestampMonotonic --value").stdout.strip()
+        return self.started_at("gemma.service")
 
     def run_dir(self, state):
         return self.artifacts / "titan" / state["voxtral"]["run_id"]
@@ -73,11 +51,7 @@ class Spark:
         """Back to 'Gemma serving, Voxtral stopped, the fakes as prepared', whatever a case left behind."""
         write_behaviour(self.hostvars, VOXTRAL_BEHAVIOUR, VOXTRAL_NORMAL)
         write_behaviour(self.hostvars, GEMMA_BEHAVIOUR, GEMMA_NORMAL)
-        self.sh(
-            "systemctl stop voxtral-tts.service voxtral-flight-guard.timer voxtral-flight-guard.service; "
-            "systemctl reset-failed voxtral-tts.service voxtral-flight-guard.service voxtral-flight-guard.timer; "
-            f"systemctl enable --now gemma.service; rm -f {LOCK}"
-        )
+        self.reset_units()
 
 
 def assert_gemma_serving_and_voxtral_stopped(spark):
@@ -85,7 +59,7 @@ def assert_gemma_serving_and_voxtral_stopped(spark):
     assert gemma_answers(spark.hostvars)
     assert not spark.is_active("voxtral-tts.service")
     assert not spark.is_active("voxtral-flight-guard.timer")
-    assert spark.sh(f"test -e {LOCK}").returncode == 1
+    assert spark.sh(f"test -e {LOCK_FILE}").returncode == 1
 
 
 def test_room_to_spare_coexists_and_gemma_is_never_stopped(spark):

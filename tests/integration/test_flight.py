@@ -15,11 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
-from playbook_runner import ROOT, run_on
-from sim_spark import gemma_answers, prepared_sparks, ssh, write_behaviour, write_inventory
+from playbook_runner import ROOT
+from sim_spark import LOCK_FILE, Spark, gemma_answers, prepared_sparks, write_behaviour, write_inventory
 
-STATE = "/var/lib/voxtral-deploy/state.json"
-LOCK = "/var/lib/voxtral-deploy/flight.lock"
 VOXTRAL_BEHAVIOUR = "/etc/fake-vllm-omni/behaviour.json"
 GEMMA_BEHAVIOUR = "/etc/fake-gemma/behaviour.json"
 GEMMA_NORMAL = {"latency_ms": 190, "jitter_ms": 10, "memory_mib": 256}
@@ -32,27 +30,10 @@ PAUSE = {"voxtral_gemma_mode": "pause"}
 def flight(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("flight")
     with prepared_sparks({"titan": "voxtral-flight"}, workdir) as hosts:
-        yield Flight(hosts["titan"], workdir)
+        yield Flight("voxtral-flight", hosts["titan"], workdir)
 
 
-class Flight:
-    def __init__(self, hostvars, workdir):
-        self.hostvars = hostvars
-        self.workdir = workdir
-
-    def run(self, playbook, extravars=None, check=False):
-        return run_on(self.hostvars, playbook, self.workdir, extravars, check)
-
-    def sh(self, command):
-        return ssh(self.hostvars, command)
-
-    def state(self):
-        result = self.sh(f"cat {STATE}")
-        return json.loads(result.stdout) if result.returncode == 0 else {}
-
-    def is_active(self, unit):
-        return self.sh(f"systemctl is-active {unit}").stdout.strip() == "active"
-
+class Flight(Spark):
     def current_release(self):
         return self.sh("readlink -f /opt/vllm-omni/current").stdout.strip()
 
@@ -66,11 +47,7 @@ class Flight:
         """Back to 'Gemma serving, Voxtral stopped', whatever a case left behind."""
         self.behave(VOXTRAL_BEHAVIOUR, {})
         self.behave(GEMMA_BEHAVIOUR, GEMMA_NORMAL)
-        self.sh(
-            "systemctl stop voxtral-tts.service voxtral-flight-guard.timer voxtral-flight-guard.service; "
-            "systemctl reset-failed voxtral-tts.service voxtral-flight-guard.service voxtral-flight-guard.timer; "
-            f"systemctl enable --now gemma.service; rm -f {LOCK}"
-        )
+        self.reset_units()
 
 
 def assert_gemma_back(flight, release_before):
@@ -78,7 +55,7 @@ def assert_gemma_back(flight, release_before):
     assert flight.gemma_answers()
     assert not flight.is_active("voxtral-tts.service")
     assert flight.current_release() == release_before
-    assert flight.sh(f"test -e {LOCK}").returncode == 1
+    assert flight.sh(f"test -e {LOCK_FILE}").returncode == 1
     assert not flight.is_active("voxtral-flight-guard.timer")
 
 
@@ -89,7 +66,7 @@ def test_deploy_serves_voxtral_with_gemma_paused(flight):
     assert flight.sh("systemctl is-enabled voxtral-tts.service").stdout.strip() == "enabled"
     assert not flight.is_active("gemma.service")
     assert not flight.is_active("voxtral-flight-guard.timer")
-    assert flight.sh(f"test -e {LOCK}").returncode == 1
+    assert flight.sh(f"test -e {LOCK_FILE}").returncode == 1
     state = flight.state()
     # The fake Gemma answers in 190 ± 10 ms: the recorded baseline says so.
     assert 180 <= state["gemma"]["baseline_p50_ms"] <= 230
@@ -156,7 +133,7 @@ def test_bad_input_is_one_error_before_anything_changes(flight, case, extravars,
     assert flight.is_active("gemma.service") and flight.gemma_answers()
     assert not flight.is_active("voxtral-tts.service")
     assert flight.current_release() == release
-    assert flight.sh(f"test -e {LOCK}").returncode == 1
+    assert flight.sh(f"test -e {LOCK_FILE}").returncode == 1
 
 
 # The failure matrix: (case, set-up on the host, extra vars, what the failure message must contain).
@@ -222,7 +199,7 @@ def test_gemma_slow_to_come_back_fails_the_rollback_with_numbers(flight):
         assert "× baseline" in message
         assert flight.is_active("gemma.service")
         assert flight.gemma_answers()
-        assert flight.sh(f"test -e {LOCK}").returncode == 1
+        assert flight.sh(f"test -e {LOCK_FILE}").returncode == 1
     finally:
         flight.reset()
 
@@ -257,10 +234,10 @@ def test_controller_dies_after_the_pause_and_the_guard_restores_gemma(flight, tm
         assert not flight.is_active("voxtral-tts.service")
         assert flight.state()["flight_guard"]["guard_fired_at"]
         # The dead controller's lock is still there: a rollback from anywhere takes it over.
-        assert flight.sh(f"test -e {LOCK}").returncode == 0
+        assert flight.sh(f"test -e {LOCK_FILE}").returncode == 0
         rollback = flight.run("rollback-voxtral.yml", {"voxtral_force_lock": True})
         assert rollback.status == "successful", rollback.stdout[-3000:]
-        assert flight.sh(f"test -e {LOCK}").returncode == 1
+        assert flight.sh(f"test -e {LOCK_FILE}").returncode == 1
     finally:
         log.close()
         if deploy.poll() is None:
@@ -276,17 +253,17 @@ def test_concurrent_deploy_is_refused_and_touches_nothing(flight):
         "acquired_at": "2026-11-25T10:00:00Z",
         "acquired_epoch": int(time.time()),
     }
-    flight.sh(f"echo '{json.dumps(held)}' > {LOCK}")
+    flight.sh(f"echo '{json.dumps(held)}' > {LOCK_FILE}")
     state_before = flight.state()
     release = flight.current_release()
     try:
         run = flight.run("deploy-voxtral.yml")
         assert run.status == "failed"
         [message] = run.failure_messages()
-        assert message.startswith(f"flight lock {LOCK} is held by carol@other-controller for deploy-voxtral")
+        assert message.startswith(f"flight lock {LOCK_FILE} is held by carol@other-controller for deploy-voxtral")
         assert flight.state() == state_before
         assert flight.current_release() == release
         assert flight.is_active("gemma.service")
-        assert json.loads(flight.sh(f"cat {LOCK}").stdout) == held
+        assert json.loads(flight.sh(f"cat {LOCK_FILE}").stdout) == held
     finally:
         flight.reset()
