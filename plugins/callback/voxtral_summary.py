@@ -29,19 +29,25 @@ def _number(value, unit="", digits=3):
 def summary_lines(host, run):
     """The lines for one host's run; only what the run has (no 'None')."""
     voxtral, gemma, limits = run.get("voxtral") or {}, run.get("gemma") or {}, run.get("limits") or {}
-    if voxtral.get("failed"):
+    error = voxtral.get("error") if voxtral.get("failed") else None
+    error = error or run.get("error")
+    if run.get("check_mode"):
+        outcome = "dry run (check mode), nothing changed" + ("; the real run would FAIL" if error else "")
+    elif voxtral.get("failed"):
         outcome = "FAILED and rolled back, Gemma serving again" if not gemma.get("paused") else "FAILED"
     elif run.get("run") == "rollback-voxtral":
         outcome = "rolled back: Voxtral stopped, Gemma serving" if not gemma.get("paused") else "Gemma still paused"
     elif voxtral.get("deployed"):
         outcome = "Voxtral serving" + (", Gemma paused" if gemma.get("paused") else ", Gemma serving beside it")
+    elif error:
+        outcome = "FAILED"
     else:
         outcome = "done"
     release = (voxtral.get("release") or {}).get("release")
     head = f"{host}  {run.get('run', 'run')} {run.get('run_id', '')}: {outcome}"
     lines = [head + (f" (release {release})" if release and voxtral.get("deployed") else "")]
-    if voxtral.get("failed") and voxtral.get("error"):
-        lines.append(f"  error     {str(voxtral['error'])[:300]}")
+    if error:
+        lines.append(f"  error     {str(error)[:300]}")
     figures = []
     if voxtral.get("mode") == "coexist" and not voxtral.get("failed"):
         figures.append("never stopped (coexist)")

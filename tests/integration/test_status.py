@@ -120,5 +120,10 @@ def test_check_mode_says_what_a_deploy_would_do_and_changes_nothing(fleet):
     assert changed == []
     assert "None" not in host_message(run, "deployed", "Say how Gemma fares, and why")
 
+    # The flight summary says it was a dry run, for both.
+    summary = run.stdout.split("FLIGHT SUMMARY")[-1]
+    assert summary.count(": dry run (check mode), nothing changed") == 2, summary
+    assert "would FAIL" not in summary
+
     # Nothing written, no unit started or restarted, on either host.
     assert {name: ssh(hostvars, FINGERPRINT).stdout for name, hostvars in hosts.items()} == before

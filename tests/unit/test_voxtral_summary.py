@@ -64,3 +64,21 @@ def test_a_failed_deploy_names_the_error_and_no_missing_figure_prints_none():
     assert not any("None" in line for line in lines)
     # A check-mode run hands over only its name and folder.
     assert summary_lines("titan", {"run": "deploy-voxtral", "run_id": "r4"}) == ["titan  deploy-voxtral r4: done"]
+
+
+def test_a_dry_run_says_so_and_names_the_error_the_real_run_would_meet():
+    run = {"run": "deploy-voxtral", "run_id": "c1", "check_mode": True, "error": None, "voxtral": {}, "gemma": {}}
+    assert summary_lines("titan", run) == ["titan  deploy-voxtral c1: dry run (check mode), nothing changed"]
+    run["error"] = "No vllm-omni release at /opt/vllm-omni/current"
+    assert summary_lines("titan", run) == [
+        "titan  deploy-voxtral c1: dry run (check mode), nothing changed; the real run would FAIL",
+        "  error     No vllm-omni release at /opt/vllm-omni/current",
+    ]
+
+
+def test_a_failure_before_anything_was_recorded_is_a_failure_not_done():
+    run = {"run": "deploy-voxtral", "run_id": "f1", "error": "flight lock is held by carol", "voxtral": {}}
+    assert summary_lines("titan", run) == [
+        "titan  deploy-voxtral f1: FAILED",
+        "  error     flight lock is held by carol",
+    ]
