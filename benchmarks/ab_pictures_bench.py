@@ -30,17 +30,11 @@ sys.path.insert(0, str(ROOT / ".cache" / "collections"))  # the checkout as voxt
 sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "fake_vllm_omni"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import ansible.module_utils  # noqa: E402
 import cli as fake_vllm_omni  # noqa: E402  tests/fixtures/fake_vllm_omni/cli.py
 from ansible_collections.voxtral.deploy.plugins.module_utils import (  # noqa: E402
-    audio_metrics,
     audio_pictures,
     speaker_similarity,
 )
-
-# audio_checks_bench imports audio_metrics by the name a module sees on the host; give it that name here.
-sys.modules["ansible.module_utils.audio_metrics"] = audio_metrics
-ansible.module_utils.audio_metrics = audio_metrics
 from audio_checks_bench import UTTERANCES, machine  # noqa: E402
 
 RATE = 24000

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / ".cache" / "collections"))  # the checkout as voxtral.deploy (scripts/setup.sh)
 sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "fake_vllm_omni"))
 
-from ansible.module_utils import audio_metrics  # noqa: E402
+from ansible_collections.voxtral.deploy.plugins.module_utils import audio_metrics  # noqa: E402
 
 UTTERANCES = {
     "short": "Yes, I can do that.",
