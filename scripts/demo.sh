@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on a simulated Spark: a systemd instance with the test doubles (fake Gemma unit, local
-# upstream, small weight files) → deploy-voxtral.yml → rollback-voxtral.yml, each ending with its flight
+# upstream, small weight files) → deploy-voxtral.yml → benchmark-voxtral.yml (its verdict.json and report.md,
+# with what the gate heard of the fake's espeak-ng speech) → rollback-voxtral.yml, each ending with its flight
 # summary. KEEP=1 leaves the instance running afterwards (then: python3 tests/sim_spark.py down NAME).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -14,6 +15,11 @@ ansible-playbook -i "$inventory" tests/simulated/prepare-spark.yml
 
 printf '\n==== deploy-voxtral.yml\n'
 ansible-playbook -i "$inventory" deploy-voxtral.yml
+printf '\n==== benchmark-voxtral.yml\n'
+ansible-playbook -i "$inventory" benchmark-voxtral.yml
+run_dir="$(ls -td artifacts/titan/*/ | head -1)"
+printf '\n==== %sreport.md, what the gate heard (every figure in verdict.json beside it; ab.html has the pictures)\n' "$run_dir"
+awk '/^## /{shown = /^## Audio heard/} shown' "${run_dir}report.md"
 printf '\n==== rollback-voxtral.yml\n'
 ansible-playbook -i "$inventory" rollback-voxtral.yml
 
