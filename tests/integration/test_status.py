@@ -99,7 +99,13 @@ def test_check_mode_says_what_a_deploy_would_do_and_changes_nothing(fleet):
     release = host_message(run, "fresh", "Say which release serves")
     assert release.startswith(f"vllm-omni would build {serving} (v0.30.0 at "), release
     assert "current would point at it" in release
-    prs = [r["msg"] for r in run.ok_results("Report the PRs") if "#2405" in r.get("msg", "")]
+    prs = [
+        item["msg"]
+        for data in host_events(run, "fresh", "runner_on_ok")
+        if data.get("task") == "Report the PRs"
+        for item in data["res"].get("results", [])
+        if item.get("msg", "").startswith("#2405")
+    ]
     assert prs and prs[0].startswith("#2405 superseded"), prs
     pending = host_message(run, "fresh", "Say what a pending release leaves unchecked")
     assert pending.startswith(f"Check mode: release {serving} is not built yet"), pending
