@@ -2,9 +2,10 @@
 # The whole test suite, as CI runs it: lint, pytest (unit + integration through ansible-runner), the
 # gate's tests again on Debian 12's httpx, ansible-test sanity on the built collection, and every molecule
 # scenario (real systemd in podman).
-# Two lanes run side by side — pytest, and the fleet test then the molecule scenarios one after
-# another — because both mostly wait on simulated hosts (SSH round trips, service start-ups); the
-# second lane's output is printed whole when it ends. Every part runs even when an earlier one fails; the last line sums them up.
+# Three lanes run side by side — pytest; the fleet test then the molecule scenarios one after another;
+# the flights that mostly wait (coexisting beside Gemma, a reboot mid-flight) — because all of them mostly
+# wait on simulated hosts (SSH round trips, service start-ups, a fake start of minutes), not on the 2 CPUs;
+# the other lanes' output is printed whole when they end. Every part runs even when an earlier one fails; the last line sums them up.
 set -uo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$VOXTRAL_ROOT"
@@ -21,6 +22,7 @@ part() {  # part NAME COMMAND...: run one part, say how it went; returns its sta
 }
 
 FLEET_TEST=tests/integration/test_fleet.py
+THIRD_LANE_TESTS=(tests/integration/test_coexist.py tests/integration/test_reboot.py)
 
 second_lane() {  # sanity, the fleet, then one line per scenario in $reports/molecule.results: "<scenario> <status>"
   status=0
@@ -44,10 +46,21 @@ second_lane() {  # sanity, the fleet, then one line per scenario in $reports/mol
 failed_parts=()
 part lint scripts/lint.sh || failed_parts+=(lint)
 
+third_lane() {  # its status in $reports/third-lane.status
+  status=0
+  part "pytest coexist and reboot" pytest -q -p no:cacheprovider --junitxml="$reports/third-lane.xml" \
+    "${THIRD_LANE_TESTS[@]}" || status=$?
+  echo "$status" > "$reports/third-lane.status"
+}
+
 second_lane > "$reports/second-lane.log" 2>&1 &
 second_lane_pid=$!
+third_lane > "$reports/third-lane.log" 2>&1 &
+third_lane_pid=$!
 
-part pytest pytest -q -p no:cacheprovider --junitxml="$reports/pytest.xml" --ignore="$FLEET_TEST" \
+ignored=(--ignore="$FLEET_TEST")
+for test_file in "${THIRD_LANE_TESTS[@]}"; do ignored+=(--ignore="$test_file"); done
+part pytest pytest -q -p no:cacheprovider --junitxml="$reports/pytest.xml" "${ignored[@]}" \
   tests/unit tests/integration || failed_parts+=(pytest)
 if [ -x .cache/venv-compat/bin/pytest ]; then
   part "gate on Debian 12 httpx" .cache/venv-compat/bin/pytest -q -p no:cacheprovider \
@@ -56,6 +69,9 @@ if [ -x .cache/venv-compat/bin/pytest ]; then
     || failed_parts+=("gate on Debian 12 httpx")
 fi
 
+wait "$third_lane_pid"
+cat "$reports/third-lane.log"
+[ "$(cat "$reports/third-lane.status")" = 0 ] || failed_parts+=("pytest coexist and reboot")
 wait "$second_lane_pid"
 cat "$reports/second-lane.log"
 [ "$(cat "$reports/sanity.status")" = 0 ] || failed_parts+=("ansible-test sanity")
