@@ -23,7 +23,11 @@ ROOT = Path(__file__).resolve().parents[2]
 COLLECTIONS = ROOT / ".cache" / "collections"
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 # The shell on the host stamps its log lines with date(1); everything else goes through ISO.
-SHELL_ON_THE_HOST = {Path("roles/vllm_omni_build/templates/build.sh.j2")}
+# Programs the hosts run that cannot import the collection.
+SHELL_ON_THE_HOST = {
+    Path("roles/vllm_omni_build/templates/build.sh.j2"),
+    Path("roles/voxtral_service/files/hf_download.py"),
+}
 
 
 def _collection_modules():
