@@ -35,6 +35,8 @@ VOXTRAL_BEHAVIOUR = "/etc/fake-vllm-omni/behaviour.json"
 # Task names the windows are read from (roles/voxtral_service/tasks/health.yml, run.yml, gate.yml).
 VOXTRAL_START = "Start or restart voxtral-tts.service in the background (the start ends when it serves)"
 SWAP = "Stop Gemma, wait for its memory, start voxtral-tts.service and wait for its health (one step on the host)"
+# The step runs as an async job; the wait for it hands back the step's own result (job_result).
+SWAP_WAIT = "Swap - wait until voxtral-tts.service serves, showing its latest journal line"
 GATE = "Gate Voxtral (time to first audio, RTF, no errors)"
 PAUSE = {"voxtral_gemma_mode": "pause"}
 
@@ -216,7 +218,7 @@ def main():
         # gives the bound with the controller's hand-off counted in.
         events = task_events(first)
         handed = first_start(events, SWAP)
-        swap = task_result(first, SWAP)
+        swap = task_result(first, SWAP_WAIT)["job_result"]
         paused = next(phase["started_at"] for phase in swap["phases"] if phase["name"] == "stop")
         voxtral_started = swap["start_began_at"]
         gated = first_end(events, GATE, after=handed)

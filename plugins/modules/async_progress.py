@@ -157,6 +157,10 @@ progress:
       C(journalctl -u <unit>)."
   returned: always
   type: str
+job_result:
+  description: The finished job's own result (what its module returned, without the async wrapper's keys).
+  returned: when the job has finished
+  type: dict
 tail:
   description: The log's last O(tail_lines) lines.
   returned: when the job failed or stalled
@@ -238,6 +242,7 @@ class AsyncProgress:
         self.params = module.params
         self.now = time.time()
         self.started = None
+        self.job_result = {}
 
     def journal(self, lines, output):
         """The unit's last journal lines since the job started, oldest first (journalctl's own text)."""
@@ -285,6 +290,7 @@ class AsyncProgress:
             return False, None, False, ""
         failed = bool(data.get("failed")) or data.get("rc", 0) != 0
         self.started = command_start(data)
+        self.job_result = {key: value for key, value in data.items() if key not in ASYNC_KEYS}
         return True, data.get("rc"), failed, data.get("stderr") or data.get("msg") or ""
 
     def latest_step(self):
@@ -352,6 +358,8 @@ class AsyncProgress:
         }
         if self.params["watch"]:
             result.update(bytes=size, files=files)
+        if finished:
+            result.update(job_result=self.job_result)
         if finished and failed:
             tail = self.tail()
             self.module.fail_json(
@@ -381,6 +389,9 @@ class AsyncProgress:
         where = f"the journal of {self.params['unit']}" if self.params["unit"] else self.params["log"]
         return f"\nlast lines of {where}:\n" + "\n".join(tail)
 
+
+# What the async wrapper adds to a job's own result (ansible-core 2.19 modules/async_wrapper.py).
+ASYNC_KEYS = ("ansible_job_id", "started", "finished", "results_file", "_ansible_suppress_tmpdir_delete")
 
 ARGUMENT_SPEC = {
     "job_file": {"type": "path", "required": True},

@@ -57,6 +57,15 @@ def test_finished_job(job):
     assert result["finished"] is True and result["rc"] == 0
 
 
+def test_a_finished_modules_own_result_is_handed_back(job):
+    # A module run as an async job (service_swap): its return values, without the async wrapper's keys.
+    own = {"changed": True, "phases": [{"phase": "stop", "seconds": 0.2}], "start": {"started": True}}
+    job[0].write_text(json.dumps({**own, "ansible_job_id": "j1", "finished": 1, "results_file": "/x"}))
+    assert progress(job)["job_result"] == own
+    job[0].write_text(json.dumps({"started": 1, "finished": 0, "ansible_job_id": "j1"}))
+    assert "job_result" not in progress(job)
+
+
 def test_failed_job_fails_with_the_log_tail(job):
     job[0].write_text(json.dumps({"rc": 1, "failed": True, "msg": "non-zero return code"}))
     with pytest.raises(Failed) as failure:
