@@ -127,8 +127,8 @@ finished:
   returned: always
   type: bool
 rc:
-  description: The job's return code (null while it runs).
-  returned: always
+  description: The job's return code.
+  returned: when the job has finished and returned one (a command; a module's job may not)
   type: int
 step:
   description: The latest step line of the log (empty before the first one).
@@ -350,7 +350,6 @@ class AsyncProgress:
         result = {
             "changed": False,
             "finished": finished,
-            "rc": rc,
             "step": step,
             "elapsed_s": round(elapsed, 1),
             "log_idle_s": round(idle, 1),
@@ -358,6 +357,10 @@ class AsyncProgress:
         }
         if self.params["watch"]:
             result.update(bytes=size, files=files)
+        # Only a known rc: Ansible takes any other rc than 0 in a result, null included, as a failure
+        # (ansible-core 2.19 executor/task_executor.py, "rc is here for backwards compatibility").
+        if rc is not None:
+            result.update(rc=rc)
         if finished:
             result.update(job_result=self.job_result)
         if finished and failed:
