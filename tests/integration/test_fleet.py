@@ -38,7 +38,9 @@ class Fleet:
 
     def run(self, playbook, extravars=None, hosts=None):
         inventory = {name: self.inventory[name] for name in (hosts or self.inventory)}
-        extravars = {"voxtral_artifacts_dir": str(self.artifacts), **(extravars or {})}
+        # The pause path: two Sparks on one machine read the same MemAvailable, so two auto plans would both
+        # count the same free memory (auto itself is test_coexist.py's).
+        extravars = {"voxtral_artifacts_dir": str(self.artifacts), "voxtral_gemma_mode": "pause", **(extravars or {})}
         return run_on_fleet(inventory, playbook, self.workdir, extravars)
 
     def sh(self, host, command):
