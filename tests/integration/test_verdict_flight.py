@@ -82,6 +82,8 @@ class Flight:
         self.artifacts = workdir / "artifacts"
         self.extravars = {
             "voxtral_artifacts_dir": str(self.artifacts),
+            # The verdict of a flight that pauses Gemma (its outage in the impact section); auto coexists here.
+            "voxtral_gemma_mode": "pause",
             "tts_benchmark_ab_url": "http://127.0.0.1:4123",
             "tts_benchmark_ab_reference_path": REFERENCE,
             "tts_benchmark_repetitions": REPETITIONS,
