@@ -65,6 +65,12 @@ options:
     description: What the job is, for the progress line and the messages.
     type: str
     default: job
+  heartbeat:
+    description:
+      - The flight's heartbeat, refreshed by every poll while a flight guard is armed (the controller is alive
+        while it polls; the job itself never beats); never created here (module_utils/flight_heartbeat.py).
+    type: path
+    default: /run/voxtral-deploy/flight-heartbeat
 notes:
   - Read-only unless a stall stops the job; in check mode a stall is reported but nothing is stopped.
 author:
@@ -175,6 +181,7 @@ import signal
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.voxtral.deploy.plugins.module_utils import flight_heartbeat
 
 
 def duration(seconds):
@@ -406,6 +413,7 @@ ARGUMENT_SPEC = {
     "pid_file": {"type": "path"},
     "tail_lines": {"type": "int", "default": 40},
     "label": {"type": "str", "default": "job"},
+    "heartbeat": {"type": "path", "default": flight_heartbeat.PATH},
 }
 
 
@@ -418,6 +426,7 @@ def main():
     )
     if module.params["stall_timeout"] < 0:
         module.fail_json(msg=f"stall_timeout must be 0 (off) or seconds, got {module.params['stall_timeout']}")
+    flight_heartbeat.beat(module.params["heartbeat"])
     module.exit_json(**AsyncProgress(module).run())
 
 

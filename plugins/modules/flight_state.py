@@ -56,6 +56,12 @@ options:
     description: Permissions of the state file.
     type: raw
     default: "0644"
+  heartbeat:
+    description:
+      - The flight's heartbeat, refreshed by every call (read, check mode included) while a flight guard is
+        armed, so that the guard sees the controller alive; never created here (module_utils/flight_heartbeat.py).
+    type: path
+    default: /run/voxtral-deploy/flight-heartbeat
 notes:
   - Supports check mode (reports what would change, writes nothing) and diff mode (the whole file as
     JSON, before and after).
@@ -118,6 +124,7 @@ import copy
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.voxtral.deploy.plugins.module_utils import flight_heartbeat
 from ansible_collections.voxtral.deploy.plugins.module_utils.state_file import (
     StateFileError,
     dump,
@@ -252,10 +259,12 @@ def main() -> None:
             "stamp": {"type": "str"},
             "state": {"type": "str", "choices": ["present", "absent", "read"], "default": "present"},
             "mode": {"type": "raw", "default": "0644"},
+            "heartbeat": {"type": "path", "default": flight_heartbeat.PATH},
         },
         required_if=[("state", "present", ["section"]), ("state", "absent", ["section"])],
         supports_check_mode=True,
     )
+    flight_heartbeat.beat(module.params["heartbeat"])
     try:
         result = FlightState(module).run()
     except FlightStateError as exc:

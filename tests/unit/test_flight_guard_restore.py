@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -44,6 +45,24 @@ def guard(tmp_path, monkeypatch):
             if record is not None:
                 state.write_text(json.dumps(record))
             return module.main(["--boot", str(config)])
+
+        def check(self, record, heartbeat_age=None, heartbeat_timeout=60, deadline_seconds=1200):
+            """One look of the heartbeat guard, with `record` as the state file and a heartbeat of that age."""
+            heartbeat = tmp_path / "run" / "flight-heartbeat"
+            heartbeat.unlink(missing_ok=True)
+            if heartbeat_age is not None:
+                heartbeat.parent.mkdir(exist_ok=True)
+                heartbeat.touch()
+                beat = time.time() - heartbeat_age
+                os.utime(heartbeat, (beat, beat))
+            config.write_text(json.dumps({
+                **settings, "state_path": str(state), "heartbeat_path": str(heartbeat),
+                "heartbeat_timeout": heartbeat_timeout, "deadline_seconds": deadline_seconds,
+            }))  # fmt: skip
+            state.write_text(json.dumps(record))
+            status = module.main(["--check", str(config)])
+            self.heartbeat_left = heartbeat.exists()
+            return status
 
         def state(self):
             return json.loads(state.read_text())
@@ -210,3 +229,52 @@ def test_boot_unit_runs_the_same_program_in_boot_mode_before_voxtral_and_is_want
     assert "Before=voxtral-tts.service multi-user.target" in lines
     assert "After=network.target docker.service" in lines
     assert "WantedBy=multi-user.target" in lines
+
+
+def armed(seconds_ago: float) -> dict:
+    from ansible_collections.voxtral.deploy.plugins.module_utils import state_file
+
+    return {"armed": True, "armed_at": state_file.utc_iso(time.time() - seconds_ago)}
+
+
+def test_check_with_a_fresh_heartbeat_within_the_deadline_changes_nothing(guard):
+    record = {"gemma": PAUSED_UNIT, "flight_guard": armed(120)}
+    assert guard.check(record, heartbeat_age=5) == 0
+    assert guard.commands == []
+    assert guard.state() == record
+    assert guard.heartbeat_left
+
+
+def test_check_with_a_stale_heartbeat_restores_gemma_and_records_its_age(guard):
+    assert guard.check({"gemma": PAUSED_UNIT, "flight_guard": armed(120)}, heartbeat_age=75) == 0
+    assert guard.commands == [
+        ["systemctl", "disable", "--now", "voxtral-tts.service"],
+        ["systemctl", "enable", "gemma.service"],
+        ["systemctl", "start", "gemma.service"],
+        ["systemctl", "stop", "--no-block", "voxtral-flight-guard.timer"],
+    ]
+    fired = guard.state()["flight_guard"]
+    assert fired["why"] == "the controller's heartbeat stopped"
+    assert fired["armed"] is False and fired["fired"] is True
+    assert 74 <= fired["heartbeat_age_s"] <= 80
+    assert 119 <= fired["armed_for_s"] <= 125
+    assert guard.state()["gemma"]["restored_by"] == "flight_guard"
+    assert not guard.heartbeat_left  # later beats of a late module write nothing
+
+
+def test_check_with_no_heartbeat_while_armed_restores_gemma(guard):
+    assert guard.check({"gemma": PAUSED_UNIT, "flight_guard": armed(10)}, heartbeat_age=None) == 0
+    assert guard.state()["flight_guard"]["why"] == "the controller's heartbeat stopped"
+    assert guard.state()["flight_guard"]["heartbeat_age_s"] is None
+
+
+def test_check_past_the_deadline_restores_gemma_though_the_heartbeat_is_fresh(guard):
+    assert guard.check({"gemma": PAUSED_UNIT, "flight_guard": armed(1300)}, heartbeat_age=1) == 0
+    assert guard.state()["flight_guard"]["why"] == "deadline passed without a disarm"
+
+
+def test_check_of_a_disarmed_guard_only_stops_its_timer(guard):
+    record = {"gemma": {**PAUSED_UNIT, "paused": False}, "flight_guard": {"armed": False}}
+    assert guard.check(record, heartbeat_age=500) == 0
+    assert guard.commands == [["systemctl", "stop", "--no-block", "voxtral-flight-guard.timer"]]
+    assert guard.state() == record

@@ -12,7 +12,12 @@ survive the reboot, so the on-disk record is the armed marker. It does the same 
 file's flight_guard section still says armed (a reboot during the flight); otherwise it says so and changes
 nothing (a disarmed guard: the flight's end state stands).
 
-    flight-guard-restore [--boot] [CONFIG]    (CONFIG: the program's own path + ".json", rendered by the role)
+With --check it is one look of the heartbeat guard (a periodic timer runs it while a guard is armed): it
+restores Gemma when the controller's heartbeat (flight_heartbeat.py: the modules the controller runs on the
+host refresh it) is older than the config's heartbeat_timeout, or when deadline_seconds have passed since
+armed_at; otherwise it changes nothing and says nothing. A guard that is not armed any more stops its timer.
+
+    flight-guard-restore [--boot | --check] [CONFIG]    (CONFIG: the program's own path + ".json", rendered by the role)
 
 The state file is read and written through state_file.py (installed beside this program), under the same
 lock and with the same atomic write as the flight_state module.
@@ -28,6 +33,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 
+import flight_heartbeat  # installed beside this program by flight_guard's arm
 import state_file  # installed beside this program by flight_guard's arm
 
 
@@ -84,7 +90,7 @@ def restore_gemma(config: dict, gemma: dict) -> tuple[bool, str]:
 
 
 # Why the guard fires, as recorded in the flight_guard section (`why`).
-WHY_DEADLINE = "deadline passed without a disarm"
+WHY_DEADLINE = flight_heartbeat.WHY_DEADLINE
 WHY_REBOOT = "reboot during the flight"
 
 
@@ -98,7 +104,7 @@ def read_state(config: dict) -> dict:
         return {}
 
 
-def restore(config: dict, gemma: dict, why: str) -> int:
+def restore(config: dict, gemma: dict, why: str, seen: dict | None = None) -> int:
     """Stop Voxtral, start Gemma, record the firing (and why) in the state file; 0 when all of it worked."""
     path = config["state_path"]
     fired = now()
@@ -127,6 +133,7 @@ def restore(config: dict, gemma: dict, why: str) -> int:
                 guard_gemma=what,
                 guard_voxtral_stopped=voxtral_ok,
                 guard_ok=voxtral_ok and gemma_ok,
+                **(seen or {}),
             )
             section = state.setdefault("gemma", {})
             if section.get("paused") and gemma_ok:
@@ -145,14 +152,48 @@ def restore(config: dict, gemma: dict, why: str) -> int:
     return 0 if voxtral_ok and gemma_ok else 1
 
 
+def check(config: dict, state: dict) -> int:
+    """One look of the heartbeat guard: restore Gemma when the controller is gone or the deadline passed."""
+    guard = state.get("flight_guard") or {}
+    heartbeat_path = config.get("heartbeat_path", flight_heartbeat.PATH)
+    if not guard.get("armed"):
+        # Disarmed or already fired: the timer has nothing left to watch.
+        log(config, f"check: the guard is not armed in {config['state_path']}: stopping {config['unit_name']}.timer")
+        run(config, ["systemctl", "stop", "--no-block", f"{config['unit_name']}.timer"])
+        return 0
+    armed_seconds = seconds_between(guard.get("armed_at"), now())
+    heartbeat_age = flight_heartbeat.age(heartbeat_path)
+    why = flight_heartbeat.decide(
+        heartbeat_age,
+        float(config.get("heartbeat_timeout", 0)),
+        float("inf") if armed_seconds is None else armed_seconds,  # no armed_at: nothing to wait for
+        float(config["deadline_seconds"]),
+    )
+    if why is None:
+        return 0
+    age_text = "none" if heartbeat_age is None else f"{heartbeat_age:.0f} s"
+    log(
+        config,
+        f"check: {why} (heartbeat age {age_text}, timeout {config.get('heartbeat_timeout', 0)} s; "
+        f"armed {armed_seconds} s ago, deadline {config['deadline_seconds']} s)",
+    )
+    seen = {"heartbeat_age_s": None if heartbeat_age is None else round(heartbeat_age, 1), "armed_for_s": armed_seconds}
+    status = restore(config, state.get("gemma") or {}, why, seen)
+    flight_heartbeat.stop(heartbeat_path)
+    run(config, ["systemctl", "stop", "--no-block", f"{config['unit_name']}.timer"])
+    return status
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    boot = "--boot" in argv
-    argv = [arg for arg in argv if arg != "--boot"]
+    boot, checking = "--boot" in argv, "--check" in argv
+    argv = [arg for arg in argv if arg not in ("--boot", "--check")]
     config_path = argv[0] if argv else os.path.realpath(__file__) + ".json"
     with open(config_path, encoding="utf-8") as handle:
         config = json.load(handle)
     state = read_state(config)
+    if checking:
+        return check(config, state)
     if not boot:
         return restore(config, state.get("gemma") or {}, WHY_DEADLINE)
     guard = state.get("flight_guard") or {}

@@ -1,0 +1,1 @@
+../../../plugins/module_utils/flight_heartbeat.py
