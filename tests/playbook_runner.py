@@ -16,6 +16,8 @@ class Run:
         self.rc = runner.rc
         self.events = list(runner.events)
         self.stdout = runner.stdout.read()
+        # ansible-runner's own record of the run (stdout, job_events/, command, ...).
+        self.artifact_dir = Path(runner.config.artifact_dir)
 
     def failures(self):
         """(host, task, message) of every task failure that was not ignored, in order."""
@@ -47,12 +49,12 @@ class Run:
         return sum(1 for e in self.events if e.get("event") == "runner_on_ok" and e["event_data"]["res"].get("changed"))
 
 
-def run_on(hostvars, playbook, workdir, extravars=None, check=False):
+def run_on(hostvars, playbook, workdir, extravars=None, check=False, verbosity=0):
     """Run a repository playbook against one host (`titan`, group `sparks`) through ansible-runner."""
-    return run_on_fleet({"titan": hostvars}, playbook, workdir, extravars, check)
+    return run_on_fleet({"titan": hostvars}, playbook, workdir, extravars, check, verbosity)
 
 
-def run_on_fleet(hosts, playbook, workdir, extravars=None, check=False):
+def run_on_fleet(hosts, playbook, workdir, extravars=None, check=False, verbosity=0):
     """Run a repository playbook against the hosts {name: hostvars} (group `sparks`, in that order)."""
     inventory = {"all": {"children": {"sparks": {"hosts": hosts}}}}
     runner = ansible_runner.run(
@@ -66,5 +68,6 @@ def run_on_fleet(hosts, playbook, workdir, extravars=None, check=False):
         # runner's own ANSIBLE_CALLBACK_PLUGINS does not hide it.
         envvars={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")},
         quiet=True,
+        verbosity=verbosity or None,
     )
     return Run(runner)

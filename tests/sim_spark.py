@@ -162,11 +162,11 @@ class Spark:
         self.workdir = workdir
         self.artifacts = Path(workdir) / "artifacts"
 
-    def run(self, playbook, extravars=None, check=False):
+    def run(self, playbook, extravars=None, check=False, verbosity=0):
         from playbook_runner import run_on
 
         extravars = {"voxtral_artifacts_dir": str(self.artifacts), **(extravars or {})}
-        return run_on(self.hostvars, playbook, self.workdir, extravars, check)
+        return run_on(self.hostvars, playbook, self.workdir, extravars, check, verbosity)
 
     def sh(self, command):
         return ssh(self.hostvars, command)
@@ -210,6 +210,36 @@ def put(hostvars, data: bytes, remote: str, mode: str = "0644"):
     result = run_ssh(hostvars["ansible_ssh_private_key_file"], hostvars["ansible_port"], command, stdin=data)
     if result.returncode != 0:
         raise RuntimeError(f"writing {remote} failed: {result.stderr.decode(errors='replace')}")
+
+
+CHATTERBOX_REFERENCE = "/opt/chatterbox-tts-api/voice-samples/samantha_movie_primary.wav"
+CHATTERBOX_UNIT = """[Unit]
+Description=Fake Chatterbox (test double of chatterbox-tts-api)
+
+[Service]
+ExecStart=/usr/bin/python3 /usr/local/lib/fake-chatterbox/fake_chatterbox.py --env-file /opt/chatterbox-tts-api/.env
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def install_fake_chatterbox(hostvars, reference: bytes, behaviour):
+    """The TTS that serves today: the fake Chatterbox as chatterbox.service on 127.0.0.1:4123, cloning the WAV
+    `reference` (installed at CHATTERBOX_REFERENCE), with its behaviour knobs; returns once it is healthy."""
+    fake = Path(__file__).resolve().parent / "fixtures" / "fake_chatterbox.py"
+    put(hostvars, fake.read_bytes(), "/usr/local/lib/fake-chatterbox/fake_chatterbox.py", "0755")
+    put(hostvars, reference, CHATTERBOX_REFERENCE)
+    put(hostvars, f"PORT=4123\nVOICE_SAMPLE_PATH={CHATTERBOX_REFERENCE}\n".encode(), "/opt/chatterbox-tts-api/.env")
+    write_behaviour(hostvars, "/etc/fake-chatterbox/behaviour.json", behaviour)
+    put(hostvars, CHATTERBOX_UNIT.encode(), "/etc/systemd/system/chatterbox.service")
+    started = ssh(
+        hostvars,
+        "systemctl daemon-reload && systemctl enable --now chatterbox.service &&"
+        " for i in $(seq 30); do curl -sf http://127.0.0.1:4123/health && exit 0; sleep 0.5; done; exit 1",
+    )
+    if started.returncode != 0:
+        raise RuntimeError(f"the fake Chatterbox did not start: {started.stdout}{started.stderr}")
 
 
 def write_inventory(path, hostvars_by_host, extra_vars_file=None):

@@ -42,6 +42,8 @@ BAD_VALUES = [
     ("voxtral_service_port", 70000, "allowed: a TCP port"),
     ("voxtral_service_init_timeout", 0, "allowed: seconds above 0"),
     ("voxtral_service_hf_home", "/srv/no-such-cache", "Voxtral weights missing"),
+    # beyond loopback without a key: open to anyone who reaches the port, unless voxtral_service_allow_open_bind
+    ("voxtral_service_host", "0.0.0.0", "voxtral_service_api_key is empty"),
     # Gemma (roles/gemma): settings, and that its unit exists on the host
     ("gemma_unit", "gemma-typo.service", "has no such unit"),
     ("gemma_mode", "kubernetes", "must be one of: systemd, container"),

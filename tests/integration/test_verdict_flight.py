@@ -22,7 +22,8 @@ import jsonschema
 import pytest
 import yaml
 from playbook_runner import ROOT, run_on
-from sim_spark import gemma_answers, prepared_sparks, put, ssh, write_behaviour
+from sim_spark import CHATTERBOX_REFERENCE as REFERENCE
+from sim_spark import gemma_answers, install_fake_chatterbox, prepared_sparks, ssh, write_behaviour
 
 sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "voices"))
 from make_voices import make_voices
@@ -42,17 +43,6 @@ WAV_HEADER_S = 44 / (2 * SAMPLE_RATE)
 SLACK_MS = 400
 REPETITIONS = 2
 CONCURRENCY = [1, 4]
-
-REFERENCE = "/opt/chatterbox-tts-api/voice-samples/samantha_movie_primary.wav"
-CHATTERBOX_UNIT = """[Unit]
-Description=Fake Chatterbox (test double of chatterbox-tts-api)
-
-[Service]
-ExecStart=/usr/bin/python3 /usr/local/lib/fake-chatterbox/fake_chatterbox.py --env-file /opt/chatterbox-tts-api/.env
-
-[Install]
-WantedBy=multi-user.target
-"""
 
 
 def audio_seconds(text):
@@ -109,18 +99,8 @@ class Flight:
     def install_chatterbox(self):
         """The TTS that serves today, already cloning the Samantha reference."""
         [samantha, *_] = make_voices(self.workdir / "voices")
-        put(self.hostvars, (ROOT / "tests/fixtures/fake_chatterbox.py").read_bytes(),
-            "/usr/local/lib/fake-chatterbox/fake_chatterbox.py", "0755")  # fmt: skip
-        put(self.hostvars, samantha.read_bytes(), REFERENCE)
-        put(self.hostvars, f"PORT=4123\nVOICE_SAMPLE_PATH={REFERENCE}\n".encode(), "/opt/chatterbox-tts-api/.env")
-        write_behaviour(self.hostvars, "/etc/fake-chatterbox/behaviour.json", CHATTERBOX)
-        put(self.hostvars, CHATTERBOX_UNIT.encode(), "/etc/systemd/system/chatterbox.service")
         write_behaviour(self.hostvars, "/etc/fake-vllm-omni/behaviour.json", VOXTRAL)
-        started = self.sh(
-            "systemctl daemon-reload && systemctl enable --now chatterbox.service &&"
-            " for i in $(seq 30); do curl -sf http://127.0.0.1:4123/health && exit 0; sleep 0.5; done; exit 1"
-        )
-        assert started.returncode == 0, started.stdout + started.stderr
+        install_fake_chatterbox(self.hostvars, samantha.read_bytes(), CHATTERBOX)
 
 
 @pytest.fixture(scope="module")

@@ -72,11 +72,12 @@ class Chatterbox:
                 time.sleep(0.05)
         raise AssertionError("fake Chatterbox did not become healthy")
 
-    def request(self, method: str, path: str, body=None):
+    def request(self, method: str, path: str, body=None, headers=None):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
         try:
             payload = json.dumps(body).encode() if body is not None else None
-            conn.request(method, path, body=payload, headers={"Content-Type": "application/json"} if payload else {})
+            sent = {**({"Content-Type": "application/json"} if payload else {}), **(headers or {})}
+            conn.request(method, path, body=payload, headers=sent)
             response = conn.getresponse()
             return response.status, dict(response.getheaders()), response.read()
         finally:
@@ -153,3 +154,15 @@ def test_unknown_audio_mode_is_a_500(chatterbox):
     status, _, body = chatterbox.speech()
     assert status == 500
     assert "behaviour audio 'mumble' is not one of" in json.loads(body)["error"]["message"]
+
+
+def test_api_key_file_guards_the_synthesis_only(chatterbox):
+    key_file = chatterbox.tmp / "api-key"
+    key_file.write_text("ab-test\n")
+    chatterbox.behaviour(audio="tone", api_key_file=str(key_file))
+    chatterbox.start()
+    speech = {"input": "Hello.", "response_format": "pcm"}
+    assert chatterbox.request("POST", "/v1/audio/speech", speech)[0] == 401
+    assert chatterbox.request("POST", "/v1/audio/speech", speech, {"Authorization": "Bearer other"})[0] == 401
+    assert chatterbox.request("POST", "/v1/audio/speech", speech, {"Authorization": "Bearer ab-test"})[0] == 200
+    assert chatterbox.request("GET", "/health")[0] == 200

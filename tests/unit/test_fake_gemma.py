@@ -39,13 +39,15 @@ class Server:
         self.stop()
         raise AssertionError("fake Gemma did not start listening")
 
-    def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, bytes, float]:
+    def request(
+        self, method: str, path: str, body: dict | None = None, headers: dict | None = None
+    ) -> tuple[int, bytes, float]:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(
             f"http://127.0.0.1:{self.port}{path}",
             data=data,
             method=method,
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", **(headers or {})},
         )
         start = time.monotonic()
         try:
@@ -137,6 +139,24 @@ def test_behaviour_file_overrides_cli_and_is_reread_live(serve, tmp_path):
     status, body, _ = server.chat()
     assert status == 500
     assert body["error"]["message"] == "injected failure"
+
+
+def test_api_key_file_guards_the_v1_routes_only(serve, tmp_path):
+    key_file = tmp_path / "api-key"
+    key_file.write_text("gk-test\n")
+    behaviour = tmp_path / "behaviour.json"
+    behaviour.write_text(json.dumps({"latency_ms": 0, "api_key_file": str(key_file)}))
+    server = serve("--behaviour-file", str(behaviour))
+    assert server.request("POST", "/v1/chat/completions", CHAT)[0] == 401
+    assert server.request("GET", "/v1/models", headers={"Authorization": "Bearer other"})[0] == 401
+    assert server.request("POST", "/v1/chat/completions", CHAT, {"Authorization": "Bearer gk-test"})[0] == 200
+    assert server.request("GET", "/v1/models", headers={"Authorization": "Bearer gk-test"})[0] == 200
+    assert server.request("GET", "/health")[0] == 200
+    # Read on each request: a new key applies at once, and a missing file lets nobody in.
+    key_file.write_text("gk-new")
+    assert server.request("POST", "/v1/chat/completions", CHAT, {"Authorization": "Bearer gk-new"})[0] == 200
+    key_file.unlink()
+    assert server.request("POST", "/v1/chat/completions", CHAT, {"Authorization": "Bearer gk-new"})[0] == 401
 
 
 def test_slow_after_restart_only_slows_processes_started_after_the_knob(serve, tmp_path):
