@@ -78,17 +78,33 @@ def patterns(key):
 PATTERNS = {name: patterns(key) for name, key in KEYS.items()}
 
 
+def sightings(text):
+    """[(key name, offset, a short excerpt around it with every key masked)]: each key's first sighting in `text`."""
+    found = []
+    for name, forms in PATTERNS.items():
+        at = min((i for i in (text.find(form) for form in forms) if i >= 0), default=-1)
+        if at >= 0:
+            found.append((name, at, " ".join(masked(text[max(0, at - 160) : at + 100]).split())))
+    return found
+
+
 def keys_in(text):
-    """{key name: a short excerpt around its first sighting (the key itself masked)} of what `text` holds."""
-    hits = {}
+    """{key name: an excerpt around its first sighting (the keys masked)} of what `text` holds."""
+    return {name: excerpt for name, _, excerpt in sightings(text)}
+
+
+def masked(text):
+    """`text` with every form of every key replaced by <NAME KEY>: a failing test's report leaks none either."""
     for name, forms in PATTERNS.items():
         for form in forms:
-            at = text.find(form)
-            if at >= 0:
-                excerpt = text[max(0, at - 160) : at + len(form) + 60].replace(form, f"<{name.upper()} KEY>")
-                hits[name] = " ".join(excerpt.split())
-                break
-    return hits
+            text = text.replace(form, f"<{name.upper()} KEY>")
+    return text
+
+
+def task_at(stdout, offset):
+    """The task whose output holds `offset` in a run's stdout (its last TASK [...] heading before it)."""
+    heading = stdout.rfind("TASK [", 0, offset)
+    return stdout[heading : stdout.find("]", heading) + 1] if heading >= 0 else "(before the first task)"
 
 
 def report(leaks, shown=12):
@@ -156,7 +172,7 @@ def hunt(tmp_path_factory):
 def test_the_flights_ran_with_every_key(hunt):
     for label, playbook, _, expected in FLIGHTS:
         run = hunt.runs[label]
-        assert run.status == expected, f"{label} ({playbook}): {run.stdout[-3000:]}"
+        assert run.status == expected, f"{label} ({playbook}): {masked(run.stdout[-3000:])}"
     # The failing flight failed where it was told to: its deploy gate, with a message that says so.
     failed = hunt.runs["failed flight"].failure_messages()
     assert failed and failed[-1].startswith("NO-GO: phase deploy failed: "), failed
@@ -164,9 +180,9 @@ def test_the_flights_ran_with_every_key(hunt):
 
 def test_no_key_in_the_controller_output(hunt):
     leaks = [
-        f"{label}: {name} key: {excerpt}"
+        f"{label}: {name} key in {task_at(run.stdout, at)}: {excerpt}"
         for label, run in hunt.runs.items()
-        for name, excerpt in keys_in(run.stdout).items()
+        for name, at, excerpt in sightings(run.stdout)
     ]
     assert not leaks, report(leaks)
 
@@ -214,11 +230,11 @@ def test_on_the_host_a_key_is_only_in_its_own_file_readable_by_root_or_the_servi
 
 
 def test_no_key_in_the_journal(hunt):
-    assert hunt.journal == "", hunt.journal.replace(KEYS["gemma"], "<GEMMA KEY>")
+    assert hunt.journal == "", masked(hunt.journal)
 
 
 def test_no_key_on_a_command_line(hunt):
-    assert "vllm-omni serve" in hunt.command_lines, hunt.command_lines
+    assert "vllm-omni serve" in hunt.command_lines, masked(hunt.command_lines)
     leaks = keys_in(hunt.command_lines)
     assert not leaks, leaks
 
