@@ -44,6 +44,8 @@ BAD_VALUES = [
     ("voxtral_service_hf_home", "/srv/no-such-cache", "Voxtral weights missing"),
     # beyond loopback without a key: open to anyone who reaches the port, unless voxtral_service_allow_open_bind
     ("voxtral_service_host", "0.0.0.0", "voxtral_service_api_key is empty"),
+    # opted in to an open bind, the unit must still name who may connect (IPAddressAllow=)
+    ("voxtral_service_host", "0.0.0.0", "only lets localhost in", {"voxtral_service_allow_open_bind": True}),
     # Gemma (roles/gemma): settings, and that its unit exists on the host
     ("gemma_unit", "gemma-typo.service", "has no such unit"),
     ("gemma_mode", "kubernetes", "must be one of: systemd, container"),
@@ -57,6 +59,9 @@ BAD_VALUES = [
     ("preflight_min_free_disk_gib", 100000, "need 100000 GiB"),
     ("vllm_omni_build_profile", "gb10-9.99", "gb10-9.99"),
 ]
+
+# A row may name other settings it is bad with (a fourth column of extra vars, set beside the bad value).
+ROWS = [(*row, {}) if len(row) == 3 else row for row in BAD_VALUES]
 
 
 @pytest.fixture(scope="module")
@@ -73,15 +78,19 @@ def gemma_started_at(hostvars):
     return ssh(hostvars, "systemctl show gemma.service -p ActiveEnterTimestampMonotonic --value").stdout.strip()
 
 
-@pytest.mark.parametrize(("variable", "value", "expected"), BAD_VALUES, ids=[f"{v}={x}" for v, x, _ in BAD_VALUES])
-def test_bad_value_is_refused_before_the_lock_with_gemma_untouched(table_spark, variable, value, expected):
+@pytest.mark.parametrize(
+    ("variable", "value", "expected", "others"),
+    ROWS,
+    ids=[f"{v}={x}" + "".join(f",{name}={other}" for name, other in o.items()) for v, x, _, o in ROWS],
+)
+def test_bad_value_is_refused_before_the_lock_with_gemma_untouched(table_spark, variable, value, expected, others):
     hostvars, workdir = table_spark
     lock_before = ssh(hostvars, f"cat {LOCK}").stdout
     started_at = gemma_started_at(hostvars)
     assert started_at not in ("", "0"), "Gemma must be running before the row"
     ssh(hostvars, f"touch {MARKER}")
 
-    run = run_on(hostvars, "deploy-voxtral.yml", workdir, {variable: value})
+    run = run_on(hostvars, "deploy-voxtral.yml", workdir, {**others, variable: value})
 
     assert run.status == "failed", run.stdout[-3000:]
     [message] = run.failure_messages()
