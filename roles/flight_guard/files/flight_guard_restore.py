@@ -152,6 +152,11 @@ def restore(config: dict, gemma: dict, why: str, seen: dict | None = None) -> in
     return 0 if voxtral_ok and gemma_ok else 1
 
 
+def stop_timer(config: dict) -> None:
+    """Stop the periodic check's timer (without waiting: this program runs as the unit the timer fires)."""
+    run(config, ["systemctl", "stop", "--no-block", f"{config['unit_name']}.timer"])
+
+
 def check(config: dict, state: dict) -> int:
     """One look of the heartbeat guard: restore Gemma when the controller is gone or the deadline passed."""
     guard = state.get("flight_guard") or {}
@@ -159,7 +164,7 @@ def check(config: dict, state: dict) -> int:
     if not guard.get("armed"):
         # Disarmed or already fired: the timer has nothing left to watch.
         log(config, f"check: the guard is not armed in {config['state_path']}: stopping {config['unit_name']}.timer")
-        run(config, ["systemctl", "stop", "--no-block", f"{config['unit_name']}.timer"])
+        stop_timer(config)
         return 0
     armed_seconds = seconds_between(guard.get("armed_at"), now())
     heartbeat_age = flight_heartbeat.age(heartbeat_path)
@@ -180,7 +185,7 @@ def check(config: dict, state: dict) -> int:
     seen = {"heartbeat_age_s": None if heartbeat_age is None else round(heartbeat_age, 1), "armed_for_s": armed_seconds}
     status = restore(config, state.get("gemma") or {}, why, seen)
     flight_heartbeat.stop(heartbeat_path)
-    run(config, ["systemctl", "stop", "--no-block", f"{config['unit_name']}.timer"])
+    stop_timer(config)
     return status
 
 
