@@ -8,6 +8,10 @@ short_description: Stop a service, wait for its memory to come back, start anoth
 description:
   - The part of a flight between "Gemma stopped" and "Voxtral serving", run on the host as one step instead of
     one controller round trip per task, so the stopped service's outage is the started one's own start.
+  - "Before anything changes: C(lock) (take the flight guard's lock I(lock); held by the guard, the swap does not
+    start), C(heartbeat) (the guard removes I(heartbeat) when it fires: without one the swap does not start). The
+    lock is held for the whole swap; the guard, when it fires meanwhile, stops the swap with SIGTERM and restores
+    Gemma itself."
   - "Phases, in order: C(stop) (stop, and disable if enabled, I(stop_unit)), C(stopped) (wait until it is
     inactive or failed with C(MainPID=0)), C(memory) (wait until C(MemAvailable) reaches I(mem_min_available_kib)),
     C(start_memory) (refuse to start below the memory the started service's stages claim), C(start)
@@ -16,8 +20,12 @@ description:
   - A unit already stopped is not stopped again, a unit already active is not started again and its memory is not
     checked, so a second run changes nothing.
   - On any failure the module fails with a message naming the phase and the figure it saw, and returns what it
-    saw up to then; the caller gives the stopped service back.
-  - In check mode nothing is stopped, started or waited for; the module reports what it would do.
+    saw up to then. A failure once I(stop_unit) was stopped also stops I(start_unit) and starts I(stop_unit) again
+    (the message ends with what that did); the caller's restore then finds it serving.
+  - Stopped by SIGTERM (the flight guard), it fails at once naming the phase, and restores nothing: the guard does.
+  - It never refreshes I(heartbeat): an async job runs on after its controller died.
+  - In check mode nothing is stopped, started or waited for (nor locked); the heartbeat is looked at, and the module
+    reports what it would do.
 options:
   stop_unit:
     description: The systemd unit to stop (Gemma's).
@@ -93,6 +101,15 @@ options:
     description: Where C(MemAvailable) and C(MemTotal) are read (on GB10 the one pool GPU memory comes from).
     type: path
     default: /proc/meminfo
+  lock:
+    description: The flight guard's lock (module_utils/guard_lock.py), held for the whole swap.
+    type: path
+    default: /run/voxtral-deploy/flight-guard.lock
+  heartbeat:
+    description:
+      - The flight's heartbeat (module_utils/flight_heartbeat.py), only looked at; its absence refuses the swap.
+    type: path
+    default: /run/voxtral-deploy/flight-heartbeat
 author:
   - voxtral-deploy maintainers (!UNKNOWN)
 """
@@ -148,14 +165,17 @@ start_began_at:
   type: float
   returned: always
 phase:
-  description: The phase that failed.
+  description: The phase that failed (C(lock) and C(heartbeat) included), or that SIGTERM stopped.
   type: str
   returned: failure
 """
 
+import contextlib
 import math
+import signal
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.voxtral.deploy.plugins.module_utils import flight_heartbeat, guard_lock
 from ansible_collections.voxtral.deploy.plugins.module_utils.host_probe import HostProbe
 
 RUNNING = ("active", "activating", "reloading", "deactivating")
@@ -167,6 +187,15 @@ class SwapError(Exception):
 
     def __init__(self, phase, message):
         super().__init__(message)
+        self.phase = phase
+
+
+class GuardStopped(BaseException):
+    """SIGTERM (the flight guard took the lock over): a BaseException, so no handler of the swap's own failures
+    catches it and gives Gemma back beside the guard."""
+
+    def __init__(self, phase):
+        super().__init__(phase)
         self.phase = phase
 
 
@@ -187,9 +216,61 @@ class ServiceSwap:
             "phases": [],
             "start_began_at": None,
         }
+        self.current_phase = "read"
+        self.stop_issued = False  # a failure from here on gives Gemma back
 
     def run(self):
-        """The result dict; raises SwapError naming the phase that failed."""
+        """The result dict; raises SwapError naming the phase that failed, GuardStopped on SIGTERM."""
+        if self.check_mode:
+            self.require_heartbeat()
+            self.plan()
+            return self.result
+        with contextlib.ExitStack() as held:
+            try:
+                held.enter_context(guard_lock.for_swap(self.params["lock"]))
+            except guard_lock.LockBusy as exc:
+                raise SwapError("lock", f"{exc}; Gemma is not stopped") from exc
+            except OSError as exc:
+                raise SwapError("lock", f"cannot take the flight guard's lock: {exc}; Gemma is not stopped") from exc
+            # Under the lock: the guard removes the heartbeat under it too, so no restore slips in between.
+            self.require_heartbeat()
+            held.enter_context(self.stopped_by_sigterm())
+            self.plan()
+            try:
+                self.swap()
+            except Exception as exc:
+                if not self.stop_issued:
+                    raise
+                phase = exc.phase if isinstance(exc, SwapError) else self.current_phase
+                raise SwapError(phase, f"{str(exc).rstrip('.')}; {self.give_back()}") from exc
+        return self.result
+
+    def require_heartbeat(self):
+        # Only looked at (flight_heartbeat.age is a stat): an async job must never beat.
+        if flight_heartbeat.age(self.params["heartbeat"]) is None:
+            raise SwapError(
+                "heartbeat",
+                "the flight guard already fired or was never armed: no heartbeat at "
+                f"{self.params['heartbeat']}; Gemma is not stopped",
+            )
+
+    @contextlib.contextmanager
+    def stopped_by_sigterm(self):
+        """SIGTERM raises GuardStopped wherever the swap is: in a sleep, a read, or a systemctl (subprocess.run
+        kills its child when an exception interrupts its wait: CPython's Lib/subprocess.py, run())."""
+
+        def stop(_signum, _frame):
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+            raise GuardStopped(self.current_phase)
+
+        previous = signal.signal(signal.SIGTERM, stop)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def plan(self):
+        """Read both units and decide what the swap does (all check mode does)."""
         stop_state = self.host.unit_show(self.params["stop_unit"], ["ActiveState", "MainPID", "UnitFileState"])
         start_state = self.host.unit_show(self.params["start_unit"], ["ActiveState", "LoadState"])
         stop = self.result["stop"]
@@ -202,8 +283,9 @@ class ServiceSwap:
         stop["stopped"], stop["disabled"], start["started"] = stop["was_active"], disable, not start["was_active"]
         start["reset_failed"] = start["was_failed"] and self.params["reset_failed"]
         self.changed = stop["stopped"] or disable or start["started"] or start["reset_failed"]
-        if self.check_mode:
-            return self.result
+
+    def swap(self):
+        start, disable = self.result["start"], self.result["stop"]["disabled"]
         self.phase("stop", self.stop_unit, disable)
         self.phase("stopped", self.wait_stopped)
         self.phase("memory", self.wait_memory)
@@ -211,9 +293,27 @@ class ServiceSwap:
             self.phase("start_memory", self.check_start_memory)
             self.phase("start", self.start_unit)
         self.phase("health", self.wait_health)
-        return self.result
+
+    def give_back(self):
+        """After the swap's own failure once Gemma was stopped: free Voxtral's memory, start Gemma again; what
+        was done, for the message."""
+        self.current_phase = "give_back"
+        voxtral, gemma = self.params["start_unit"], self.params["stop_unit"]
+        done = []
+        for verb, unit, timeout, did in (
+            ("stop", voxtral, self.params["stop_timeout"], f"stopped {voxtral}"),
+            ("start", gemma, self.params["start_timeout"], f"started {gemma} again"),
+        ):
+            rc, _out, err = self.host.systemctl(verb, unit, timeout=timeout)
+            if rc == 0:
+                done.append(did)
+            else:
+                why = f"timed out after {timeout:g} s" if rc is None else f"rc {rc}: {err.strip()}"
+                done.append(f"could not {verb} {unit} ({why})")
+        return "the swap " + " and ".join(done)
 
     def phase(self, name, action, *args):
+        self.current_phase = name
         began_wall, began = self.host.wall(), self.host.monotonic()
         try:
             action(*args)
@@ -233,6 +333,7 @@ class ServiceSwap:
     def stop_unit(self, disable):
         unit = self.params["stop_unit"]
         if self.result["stop"]["stopped"]:
+            self.stop_issued = True
             rc, _out, err = self.host.systemctl("stop", unit, timeout=self.params["stop_timeout"])
             if rc != 0:
                 why = f"timed out after {self.params['stop_timeout']:g} s" if rc is None else f"rc {rc}: {err.strip()}"
@@ -369,6 +470,8 @@ ARGUMENT_SPEC = {
     "poll_interval": {"type": "float", "default": 0.2},
     "journal_lines": {"type": "int", "default": 40},
     "meminfo": {"type": "path", "default": "/proc/meminfo"},
+    "lock": {"type": "path", "default": guard_lock.PATH},
+    "heartbeat": {"type": "path", "default": flight_heartbeat.PATH},
 }
 
 
@@ -377,6 +480,14 @@ def main():
     swap = ServiceSwap(module.params, HostProbe(module.params["meminfo"]), check_mode=module.check_mode)
     try:
         result = swap.run()
+    except GuardStopped as exc:
+        # The lock is released already (the with block ended): the guard restores Gemma now.
+        module.fail_json(
+            msg=f"stopped by the flight guard (SIGTERM) in phase {exc.phase}; the guard restores Gemma",
+            phase=exc.phase,
+            changed=swap.changed,
+            **swap.result,
+        )
     except SwapError as exc:
         module.fail_json(msg=f"phase {exc.phase}: {exc}", phase=exc.phase, changed=swap.changed, **swap.result)
     except (OSError, KeyError, ValueError) as exc:

@@ -3,7 +3,7 @@
 The commands it would run are recorded instead of run; the state file is real, written through the same
 state_file helper (and lock) as the flight_state module. Both modes: the transient timer's (deadline) and the
 boot step's (--boot: acts only when the state file still says armed). And the boot step's unit as the role
-renders it.
+renders it. Every restore takes the guard lock first (a swap that holds it is stopped).
 """
 
 from __future__ import annotations
@@ -11,6 +11,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -27,7 +30,15 @@ def guard(tmp_path, monkeypatch):
     spec.loader.exec_module(module)
     state = tmp_path / "state.json"
     config = tmp_path / "guard.json"
-    settings = {"unit_name": "voxtral-flight-guard", "voxtral_unit": "voxtral-tts.service", "start_timeout": 30}
+    settings = {
+        "unit_name": "voxtral-flight-guard",
+        "voxtral_unit": "voxtral-tts.service",
+        "start_timeout": 30,
+        # The host's /run is never touched (check() gives a heartbeat of its own).
+        "lock_path": str(tmp_path / "run" / "flight-guard.lock"),
+        "heartbeat_path": str(tmp_path / "run" / "flight-heartbeat"),
+        "lock_wait_seconds": 5,
+    }
     config.write_text(json.dumps({**settings, "state_path": str(state)}))
     commands = []
     installed = {"voxtral-tts.service"}
@@ -69,6 +80,7 @@ def guard(tmp_path, monkeypatch):
 
     Guard.commands = commands
     Guard.installed = installed
+    Guard.settings = settings
     Guard.module = module
     Guard.state_path = state
     return Guard()
@@ -278,3 +290,62 @@ def test_check_of_a_disarmed_guard_only_stops_its_timer(guard):
     assert guard.check(record, heartbeat_age=500) == 0
     assert guard.commands == [["systemctl", "stop", "--no-block", "voxtral-flight-guard.timer"]]
     assert guard.state() == record
+
+
+def test_restore_holds_the_guard_lock_while_it_acts(guard, monkeypatch, capsys):
+    from ansible_collections.voxtral.deploy.plugins.module_utils import guard_lock
+
+    refused = []
+
+    def run(config, argv, timeout=120):
+        try:
+            with guard_lock.for_swap(guard.settings["lock_path"]):
+                pass
+        except guard_lock.LockBusy as exc:
+            refused.append(str(exc))
+        guard.commands.append(argv)
+        return True
+
+    monkeypatch.setattr(guard.module, "run", run)
+    assert guard.fire(PAUSED_UNIT) == 0
+    assert len(refused) == len(guard.commands) == 3  # a swap could start beside none of them
+    journal = capsys.readouterr().out.splitlines()
+    assert journal[0] == f"voxtral-flight-guard: took {guard.settings['lock_path']} (nobody held it)"
+
+
+def test_restore_stops_a_swap_that_holds_the_lock_with_sigterm_and_removes_the_heartbeat(guard, capsys):
+    files = PROGRAM.parent
+    heartbeat = Path(guard.settings["heartbeat_path"])
+    heartbeat.parent.mkdir(exist_ok=True)
+    heartbeat.touch()
+    code = (
+        f"import sys, time; sys.path.insert(0, {str(files)!r}); import guard_lock\n"
+        f"with guard_lock.for_swap({guard.settings['lock_path']!r}):\n"
+        "    print('held', flush=True); time.sleep(30)\n"
+    )
+    swap = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert swap.stdout.readline().strip() == "held"
+    try:
+        assert guard.fire(PAUSED_UNIT) == 0
+        assert swap.wait(5) == -signal.SIGTERM
+    finally:
+        swap.kill()
+        swap.wait()
+    journal = capsys.readouterr().out.splitlines()
+    assert journal[0].startswith(f"voxtral-flight-guard: stopped the swap (pid {swap.pid}) with SIGTERM, took ")
+    assert journal[1].startswith("voxtral-flight-guard: deadline passed without a disarm (at ")
+    assert not heartbeat.exists()  # a swap that comes later refuses to stop the Gemma restored here
+    assert guard.commands[-1] == ["systemctl", "start", "gemma.service"]
+
+
+def test_restore_goes_on_without_the_lock_when_it_cannot_be_taken(guard, tmp_path, capsys):
+    (tmp_path / "not-a-dir").write_text("")
+    lock_path = str(tmp_path / "not-a-dir" / "flight-guard.lock")  # its folder cannot be made
+    (tmp_path / "guard.json").write_text(
+        json.dumps({**guard.settings, "lock_path": lock_path, "state_path": str(guard.state_path)})
+    )
+    assert guard.fire(PAUSED_UNIT) == 0
+    assert ["systemctl", "start", "gemma.service"] in guard.commands
+    journal = capsys.readouterr().out
+    assert f"could not take the guard lock {lock_path} (" in journal
+    assert "): restoring Gemma without it" in journal

@@ -20,11 +20,14 @@ armed_at; otherwise it changes nothing and says nothing. A guard that is not arm
     flight-guard-restore [--boot | --check] [CONFIG]    (CONFIG: the program's own path + ".json", rendered by the role)
 
 The state file is read and written through state_file.py (installed beside this program), under the same
-lock and with the same atomic write as the flight_state module.
+lock and with the same atomic write as the flight_state module. Every restore first takes the guard lock
+(guard_lock.py, the lock the service_swap module holds while it stops Gemma and starts Voxtral): a swap still
+running is stopped, so that the two never act on Gemma and Voxtral at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -34,6 +37,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 
 import flight_heartbeat  # installed beside this program by flight_guard's arm
+import guard_lock  # installed beside this program by flight_guard's arm
 import state_file  # installed beside this program by flight_guard's arm
 
 
@@ -105,6 +109,20 @@ def read_state(config: dict) -> dict:
 
 
 def restore(config: dict, gemma: dict, why: str, seen: dict | None = None) -> int:
+    """Under the guard lock (a running swap is stopped first): remove the heartbeat, then restore_gemma_now."""
+    lock_path = config.get("lock_path", guard_lock.PATH)
+    with contextlib.ExitStack() as held:
+        try:
+            log(config, held.enter_context(guard_lock.for_guard(lock_path, float(config.get("lock_wait_seconds", 20)))))
+        except OSError as exc:
+            # Gemma's restore matters more than the lock: go on without it.
+            log(config, f"could not take the guard lock {lock_path} ({exc}): restoring Gemma without it")
+        # Removed under the lock: a swap that takes the lock after this restore finds no heartbeat and refuses.
+        flight_heartbeat.stop(config.get("heartbeat_path", flight_heartbeat.PATH))
+        return restore_gemma_now(config, gemma, why, seen)
+
+
+def restore_gemma_now(config: dict, gemma: dict, why: str, seen: dict | None = None) -> int:
     """Stop Voxtral, start Gemma, record the firing (and why) in the state file; 0 when all of it worked."""
     path = config["state_path"]
     fired = now()
@@ -183,8 +201,7 @@ def check(config: dict, state: dict) -> int:
         f"armed {armed_seconds} s ago, deadline {config['deadline_seconds']} s)",
     )
     seen = {"heartbeat_age_s": None if heartbeat_age is None else round(heartbeat_age, 1), "armed_for_s": armed_seconds}
-    status = restore(config, state.get("gemma") or {}, why, seen)
-    flight_heartbeat.stop(heartbeat_path)
+    status = restore(config, state.get("gemma") or {}, why, seen)  # it removes the heartbeat
     stop_timer(config)
     return status
 

@@ -1,0 +1,1 @@
+../../../plugins/module_utils/guard_lock.py
