@@ -12,7 +12,10 @@
    and gate tasks (aim <= 1.1x: Gemma never waits on a build or a download);
 3. rollback (pause): a failure detected (the Voxtral gate fails) -> Gemma healthy again, against Gemma's own
    start time (aim: <= +10 s);
-4. the latency module's accuracy and overhead (benchmarks/latency_gate_bench.py), re-run here.
+4. controller death (pause, default guard settings: a look every 10 s, heartbeat timeout 60 s): ansible-playbook
+   SIGKILLed during a Voxtral start of minutes -> Gemma answering again, against the heartbeat timeout plus one
+   look (aim: about a minute, far below the deadline);
+5. the latency module's accuracy and overhead (benchmarks/latency_gate_bench.py), re-run here.
 """
 
 import json
@@ -29,7 +32,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from playbook_runner import run_on  # noqa: E402
-from sim_spark import prepared_sparks, ssh, write_behaviour  # noqa: E402
+from sim_spark import (  # noqa: E402
+    gemma_answers,
+    kill_deploy_during_voxtrals_start,
+    prepared_sparks,
+    ssh,
+    write_behaviour,
+)
 
 VOXTRAL_BEHAVIOUR = "/etc/fake-vllm-omni/behaviour.json"
 # Task names the windows are read from (roles/voxtral_service/tasks/health.yml, run.yml, gate.yml).
@@ -280,11 +289,41 @@ def main():
         )
         rows.append(("Gemma baseline p50 (fake: 190 ms)", f"{state['gemma']['baseline_p50_ms']} ms", "", "", ""))
 
+        # 4. controller death during a Voxtral start of minutes: the guard's heartbeat check gives Gemma back
+        assert run_on(hostvars, "rollback-voxtral.yml", work).status == "successful"
+        write_behaviour(hostvars, VOXTRAL_BEHAVIOUR, {"start_delay_s": 300})
+        slow = {**PAUSE, "voxtral_service_init_timeout": 420, "voxtral_artifacts_dir": str(work / "artifacts")}
+        killed = kill_deploy_during_voxtrals_start(hostvars, work, slow)
+        while not gemma_answers(hostvars):
+            time.sleep(0.5)
+        back = time.monotonic() - killed
+        write_behaviour(hostvars, VOXTRAL_BEHAVIOUR, {})
+        guard = read_state(hostvars)["flight_guard"]
+        rows.append(
+            (
+                "controller death -> Gemma answering",
+                f"{back:.1f} s ({guard['why']})",
+                f"timeout {guard['heartbeat_timeout']} s + a look {guard['heartbeat_poll']} s",
+                f"{back / (guard['heartbeat_timeout'] + guard['heartbeat_poll']):.2f}x",
+                f"<= ~1.0x; deadline {guard['deadline_seconds']:.0f} s",
+            )
+        )
+        rows.append(
+            (
+                "  the guard's record at its firing",
+                f"heartbeat {guard['heartbeat_age_s']} s old",
+                f"armed {guard['armed_for_s']} s",
+                "",
+                "",
+            )
+        )
+        assert run_on(hostvars, "rollback-voxtral.yml", work, {"voxtral_force_lock": True}).status == "successful"
+
     print(f"\n{'figure':46} {'measured':36} {'against':34} {'ratio':8} aim")
     for row in rows:
         print(f"{row[0]:46} {row[1]:36} {row[2]:34} {row[3]:8} {row[4]}")
     print("\noutage window, " + "\n".join(window_notes).lstrip())
-    print("\n4. latency module (benchmarks/latency_gate_bench.py):")
+    print("\n5. latency module (benchmarks/latency_gate_bench.py):")
     subprocess.run([sys.executable, str(ROOT / "benchmarks/latency_gate_bench.py")], check=False)
 
 

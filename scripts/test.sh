@@ -3,7 +3,7 @@
 # gate's tests again on Debian 12's httpx, ansible-test sanity on the built collection, and every molecule
 # scenario (real systemd in podman).
 # Three lanes run side by side — pytest; the fleet test then the molecule scenarios one after another;
-# the flights that mostly wait (coexisting beside Gemma, a reboot mid-flight) — because all of them mostly
+# the flights that mostly wait (coexisting beside Gemma, a reboot mid-flight, a Voxtral start of minutes) — because all of them mostly
 # wait on simulated hosts (SSH round trips, service start-ups, a fake start of minutes), not on the 2 CPUs;
 # the other lanes' output is printed whole when they end. Every part runs even when an earlier one fails; the last line sums them up.
 set -uo pipefail
@@ -22,7 +22,7 @@ part() {  # part NAME COMMAND...: run one part, say how it went; returns its sta
 }
 
 FLEET_TEST=tests/integration/test_fleet.py
-THIRD_LANE_TESTS=(tests/integration/test_coexist.py tests/integration/test_reboot.py)
+THIRD_LANE_TESTS=(tests/integration/test_coexist.py tests/integration/test_reboot.py tests/integration/test_heartbeat.py)
 
 second_lane() {  # sanity, the fleet, then one line per scenario in $reports/molecule.results: "<scenario> <status>"
   status=0
@@ -48,7 +48,7 @@ part lint scripts/lint.sh || failed_parts+=(lint)
 
 third_lane() {  # its status in $reports/third-lane.status
   status=0
-  part "pytest coexist and reboot" pytest -q -p no:cacheprovider --junitxml="$reports/third-lane.xml" \
+  part "pytest coexist, reboot and heartbeat" pytest -q -p no:cacheprovider --junitxml="$reports/third-lane.xml" \
     "${THIRD_LANE_TESTS[@]}" || status=$?
   echo "$status" > "$reports/third-lane.status"
 }
@@ -71,7 +71,7 @@ fi
 
 wait "$third_lane_pid"
 cat "$reports/third-lane.log"
-[ "$(cat "$reports/third-lane.status")" = 0 ] || failed_parts+=("pytest coexist and reboot")
+[ "$(cat "$reports/third-lane.status")" = 0 ] || failed_parts+=("pytest coexist, reboot and heartbeat")
 wait "$second_lane_pid"
 cat "$reports/second-lane.log"
 [ "$(cat "$reports/sanity.status")" = 0 ] || failed_parts+=("ansible-test sanity")

@@ -6,6 +6,7 @@ Used by the integration tests and the demo; the roles cannot tell it from a real
 import json
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import time
@@ -240,6 +241,41 @@ def install_fake_chatterbox(hostvars, reference: bytes, behaviour):
     )
     if started.returncode != 0:
         raise RuntimeError(f"the fake Chatterbox did not start: {started.stdout}{started.stderr}")
+
+
+def kill_deploy_during_voxtrals_start(hostvars, workdir, extravars, timeout=600):
+    """Run deploy-voxtral.yml (ansible-playbook, in its own process group) and SIGKILL it during Voxtral's start
+    (Gemma paused and stopped, voxtral-tts.service activating); returns time.monotonic() at the kill.
+
+    The fake Voxtral's start must take long enough to be caught (its behaviour's start_delay_s)."""
+    from playbook_runner import ROOT
+
+    workdir = Path(workdir)
+    inventory = workdir / "inventory.yml"
+    write_inventory(str(inventory), {"titan": hostvars})
+    options = [arg for key, value in extravars.items() for arg in ("-e", f"{key}={value}")]
+    with open(workdir / "deploy.log", "w", encoding="utf-8") as log:
+        deploy = subprocess.Popen(
+            ["ansible-playbook", "-i", str(inventory), "deploy-voxtral.yml", *options],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            units = ssh(hostvars, "systemctl is-active gemma.service voxtral-tts.service").stdout.split()
+            if units == ["inactive", "activating"]:
+                state = ssh(hostvars, f"cat {STATE_FILE}")
+                if json.loads(state.stdout or "{}").get("gemma", {}).get("paused"):
+                    break
+            if deploy.poll() is not None:
+                raise RuntimeError(f"the deploy ended first:\n{(workdir / 'deploy.log').read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("Voxtral's start was never reached")
+            time.sleep(1)
+    finally:
+        os.killpg(deploy.pid, signal.SIGKILL)
+        deploy.wait()
+    return time.monotonic()
 
 
 def write_inventory(path, hostvars_by_host, extra_vars_file=None):

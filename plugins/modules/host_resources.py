@@ -21,6 +21,12 @@ options:
     description: The meminfo file to read.
     type: path
     default: /proc/meminfo
+  heartbeat:
+    description:
+      - The flight's heartbeat, refreshed by every call while a flight guard is armed (a wait that polls this
+        module is the controller alive); never created here (module_utils/flight_heartbeat.py).
+    type: path
+    default: /run/voxtral-deploy/flight-heartbeat
 author:
   - voxtral-deploy maintainers (!UNKNOWN)
 """
@@ -55,6 +61,7 @@ memory:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.voxtral.deploy.plugins.module_utils import flight_heartbeat
 
 GIB = 1024**3
 
@@ -104,9 +111,11 @@ def main():
         argument_spec={
             "path": {"type": "path", "default": "/"},
             "meminfo": {"type": "path", "default": "/proc/meminfo"},
+            "heartbeat": {"type": "path", "default": flight_heartbeat.PATH},
         },
         supports_check_mode=True,
     )
+    flight_heartbeat.beat(module.params["heartbeat"])
     try:
         disk = disk_usage(module.params["path"])
         memory = read_meminfo(module.params["meminfo"])

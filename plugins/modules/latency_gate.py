@@ -205,6 +205,14 @@ options:
     description: Verify the server's TLS certificate for C(https://) URLs.
     type: bool
     default: true
+  heartbeat:
+    description:
+      - The flight's heartbeat, refreshed before every request while a flight guard is armed (a gate of many
+        requests is one long task the controller waits on); never created here (module_utils/flight_heartbeat.py).
+      - Set it to an empty string when the gate runs as an async job (C(async) with C(poll=0)), since a job
+        runs on after its controller died and must not keep the heartbeat young.
+    type: path
+    default: /run/voxtral-deploy/flight-heartbeat
 notes:
   - The task reports C(changed) only when O(save_to) wrote a file with new content.
   - Latencies are measured with C(time.perf_counter). C(benchmarks/latency_gate_bench.py) compares the
@@ -420,6 +428,7 @@ concurrency:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.voxtral.deploy.plugins.module_utils import flight_heartbeat
 from ansible_collections.voxtral.deploy.plugins.module_utils._latency_gate.engine import (
     HTTPX_IMPORT_ERROR,
     RequestEngine,
@@ -476,6 +485,7 @@ ARGUMENT_SPEC = dict(
     save_to=dict(type="path"),
     samples_limit=dict(type="int", default=20),
     validate_certs=dict(type="bool", default=True),
+    heartbeat=dict(type="path", default=flight_heartbeat.PATH),
 )
 
 
@@ -491,7 +501,8 @@ def main() -> None:
     params = module.params
     try:
         plan = plan_requests(params, check_mode=module.check_mode)
-        run = RequestEngine(plan).run()
+        heartbeat = params["heartbeat"]
+        run = RequestEngine(plan, on_request=(lambda: flight_heartbeat.beat(heartbeat)) if heartbeat else None).run()
     except GateParameterError as exc:
         module.fail_json(msg=str(exc))
     result = judge_run(run, Limits.from_params(params), plan, samples_limit=params["samples_limit"])

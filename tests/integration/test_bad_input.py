@@ -56,6 +56,9 @@ BAD_VALUES = [
     ("gemma_post_flight_max_ratio_override", 0.9, "allowed: null or a ratio of at least 1"),
     ("flight_guard_deadline", "soon", "systemd time spans"),
     ("flight_guard_unit_name", "guard.timer", "allowed: a unit name without .service or .timer"),
+    # a heartbeat timeout the guard's looks cannot judge (two looks per timeout at least)
+    ("flight_guard_heartbeat_timeout", 15, "at least twice flight_guard_heartbeat_poll (20 s)"),
+    ("flight_guard_heartbeat_poll", 0, "flight_guard_heartbeat_poll is 0; allowed: seconds, at least 1"),
     ("preflight_min_free_disk_gib", 100000, "need 100000 GiB"),
     ("vllm_omni_build_profile", "gb10-9.99", "gb10-9.99"),
 ]

@@ -55,11 +55,13 @@ def test_reboot_mid_flight_gives_gemma_back_and_stops_voxtral(spark, tmp_path):
     inventory = tmp_path / "inventory.yml"
     write_inventory(str(inventory), {"titan": spark.hostvars})
     # Voxtral takes 10 minutes to open its port: the host surely goes down while Gemma is paused. The guard's
-    # deadline is further still, so only the boot step can give Gemma back.
+    # deadline is further still and its heartbeat check is off (the dead controller's heartbeat would otherwise
+    # restore Gemma a minute after the kill), so only the boot step can give Gemma back.
     write_behaviour(spark.hostvars, VOXTRAL_BEHAVIOUR, {"start_delay_s": 600})
     log = open(tmp_path / "deploy.log", "w")  # noqa: SIM115 (handed to the child process)
     deploy = subprocess.Popen(
         ["ansible-playbook", "-i", str(inventory), "deploy-voxtral.yml", "-e", "flight_guard_deadline=1h",
+         "-e", "flight_guard_heartbeat_timeout=0",
          "-e", "voxtral_gemma_mode=pause", "-e", f"voxtral_artifacts_dir={spark.artifacts}"],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip

@@ -729,3 +729,42 @@ def test_bad_audio_settings_are_one_clear_error(audio_server, change, message):
     args = {k: v for k, v in {**gate_args(audio_server, "/speech"), **change}.items() if v is not None}
     result = run_module(args)
     assert result["failed"] and message in result["msg"]
+
+
+# -- the flight's heartbeat ---------------------------------------------------------------------------
+
+
+def heartbeat_route(heartbeat: Path, seen: list[float]):
+    """Answer 200 after noting the heartbeat's age, then make it old again: each request must find it young."""
+
+    def route(handler) -> None:
+        seen.append(time.time() - heartbeat.stat().st_mtime)
+        os.utime(heartbeat, (1000, 1000))
+        fixed_delay(0)(handler)
+
+    return route
+
+
+def test_every_request_refreshes_the_flights_heartbeat_while_it_exists(tmp_path):
+    heartbeat, seen = tmp_path / "flight-heartbeat", []
+    heartbeat.touch()
+    os.utime(heartbeat, (1000, 1000))
+    with HTTPTestServer({"/beat": heartbeat_route(heartbeat, seen)}) as srv:
+        result = run_module({"url": srv.url("/beat"), "requests": 4, "warmup": 1, "heartbeat": str(heartbeat)})
+    assert result["passed"], result
+    assert len(seen) == 5  # the warm-up too
+    assert max(seen) < 60, seen
+
+
+def test_an_empty_heartbeat_beats_nothing_and_a_missing_one_is_not_created(tmp_path):
+    heartbeat, seen = tmp_path / "flight-heartbeat", []
+    heartbeat.touch()
+    os.utime(heartbeat, (1000, 1000))
+    with HTTPTestServer({"/beat": heartbeat_route(heartbeat, seen)}) as srv:
+        result = run_module({"url": srv.url("/beat"), "requests": 3, "warmup": 0, "heartbeat": ""})
+        assert result["passed"], result
+        assert min(seen) > 1e9, seen  # every request found it as old as it was made
+        missing = tmp_path / "no-flight" / "flight-heartbeat"
+        result = run_module({"url": srv.url("/beat"), "requests": 2, "warmup": 0, "heartbeat": str(missing)})
+    assert result["passed"], result
+    assert not missing.exists() and not missing.parent.exists()

@@ -246,18 +246,28 @@ def test_health_that_never_answers_fails_with_the_last_answer():
     )
 
 
-@pytest.mark.parametrize("check_mode", [False, True], ids=["run", "check mode"])
-def test_no_heartbeat_refuses_the_swap_before_anything_is_run(armed_guard, check_mode):
+def test_no_heartbeat_refuses_the_swap_before_anything_is_run(armed_guard):
     """The guard removes the heartbeat when it fires: a swap after that would stop the Gemma it restored."""
     os.unlink(armed_guard["heartbeat"])
     host = FakeHost()
     with pytest.raises(SwapError) as caught:
-        ServiceSwap(params(), host, check_mode=check_mode).run()
+        ServiceSwap(params(), host).run()
     assert caught.value.phase == "heartbeat"
     assert str(caught.value) == (
         f"the flight guard already fired or was never armed: no heartbeat at {armed_guard['heartbeat']}; "
         "Gemma is not stopped"
     )
+    assert host.commands == []
+
+
+def test_check_mode_needs_no_heartbeat(armed_guard):
+    """A dry run arms nothing (check mode writes no heartbeat): it reports the swap it would do."""
+    os.unlink(armed_guard["heartbeat"])
+    host = FakeHost()
+    swap = ServiceSwap(params(), host, check_mode=True)
+    result = swap.run()
+    assert swap.changed
+    assert result["start"]["started"]
     assert host.commands == []
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime
 import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -115,3 +117,27 @@ def test_the_timestamp_format_is_written_once():
         if path.relative_to(ROOT) not in SHELL_ON_THE_HOST and b"%Y-%m-%dT%H:%M:%SZ" in path.read_bytes()
     )
     assert copies == ["plugins/module_utils/state_file.py"]
+
+
+# systemd time spans: the settings the flight guard hands to systemd-run, in seconds for its own program.
+TIMESPANS = ["20min", "1h 30min", "1h30min", "90", "90s", " 3s ", "2.5min", "10ms", "1 h", "2d 3h", "1w", "1M", "1y"]
+NOT_TIMESPANS = ["soon", "", "5 x", "1h soon", "min", "-5s"]
+
+
+@pytest.mark.parametrize("span", TIMESPANS)
+def test_timespan_seconds_agrees_with_systemd_analyze(render, span):
+    seconds = render("{{ span | voxtral.deploy.timespan_seconds }}", span=span)
+    analyze = subprocess.run(["systemd-analyze", "timespan", span], capture_output=True, text=True, check=False)
+    if analyze.returncode == 127 or "μs:" not in analyze.stdout:
+        pytest.skip(f"systemd-analyze gave no μs line: {analyze.stdout}{analyze.stderr}")
+    [micros] = re.findall(r"μs: (\d+)", analyze.stdout)
+    assert seconds == pytest.approx(int(micros) / 1e6)
+
+
+@pytest.mark.parametrize("span", NOT_TIMESPANS)
+def test_timespan_seconds_refuses_what_systemd_refuses(render, span):
+    analyze = subprocess.run(["systemd-analyze", "timespan", span], capture_output=True, text=True, check=False)
+    assert analyze.returncode != 0 or not shutil.which("systemd-analyze")
+    with pytest.raises(AnsibleError, match="is not a systemd time span such as 20min"):
+        render("{{ span | voxtral.deploy.timespan_seconds }}", span=span)
+    assert render("{{ span | voxtral.deploy.timespan_seconds(default=0) }}", span=span) == 0

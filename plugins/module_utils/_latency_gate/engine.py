@@ -71,8 +71,10 @@ def new_sample(ok, started, status, kind=None, message=None, ttfb=None, end=None
 class RequestEngine:
     """Sends one task's requests as its plan says; ``run()`` returns the Measurement."""
 
-    def __init__(self, plan: RequestPlan):
+    def __init__(self, plan: RequestPlan, on_request=None):
         self.plan = plan
+        # Called before each request (the module refreshes the flight's heartbeat with it); never fails a request.
+        self._on_request = on_request
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._next_index = 0
@@ -205,6 +207,8 @@ class RequestEngine:
                 if index >= total:
                     return
                 self._next_index += 1
+            if self._on_request is not None:
+                self._on_request()
             try:
                 sample = self.request_once(*channel)
             except Exception as exc:  # a bug here must not silently lose a request in a thread

@@ -1,0 +1,105 @@
+"""The flight guard's heartbeat on one simulated Spark: a dead controller costs Gemma about a minute, a slow but
+live flight is never interrupted.
+
+Both cases fly the pause path with the default guard settings (a look every flight_guard_heartbeat_poll = 10 s,
+flight_guard_heartbeat_timeout = 60 s, the deadline of tests/simulated/spark-vars.yml, 10 min) and a fake
+Voxtral whose start takes minutes, so that the start outlasts the heartbeat timeout several times over:
+1. alive: the controller waits out the whole start (its polls refresh the heartbeat); the deploy succeeds,
+   the guard looked many times and never fired.
+2. dead: the controller is killed (SIGKILL of ansible-playbook's process group) during Voxtral's start; the
+   guard stops the swap still running on the host, stops Voxtral and gives Gemma back, recording why and the
+   heartbeat's age, well before the deadline. How many seconds that takes is measured by
+   benchmarks/flight_bench.py, not asserted here: the host's own record of the heartbeat's age is.
+"""
+
+import time
+
+import pytest
+from sim_spark import (
+    LOCK_FILE,
+    Spark,
+    gemma_answers,
+    kill_deploy_during_voxtrals_start,
+    prepared_sparks,
+    write_behaviour,
+)
+
+NAME = "voxtral-heartbeat"
+VOXTRAL_BEHAVIOUR = "/etc/fake-vllm-omni/behaviour.json"
+GUARD_SERVICE = "voxtral-flight-guard.service"
+# The role's defaults (roles/flight_guard/defaults/main.yml), which these cases keep.
+HEARTBEAT_TIMEOUT, HEARTBEAT_POLL = 60, 10
+# A start of several heartbeat timeouts; the service's own limits are raised to let it finish.
+START_DELAY_S = 180
+SLOW_START = {"voxtral_gemma_mode": "pause", "voxtral_service_init_timeout": START_DELAY_S + 120}
+
+
+@pytest.fixture(scope="module")
+def spark(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("heartbeat")
+    with prepared_sparks({"titan": NAME}, workdir) as hosts:
+        yield Spark(NAME, hosts["titan"], workdir)
+
+
+def guard_looks(spark):
+    """How many times the guard's service ran during this flight (one start job per look)."""
+    result = spark.sh(f'journalctl -u {GUARD_SERVICE} -o json --no-pager | grep -c \'"JOB_TYPE":"start"\'')
+    return int(result.stdout.strip() or 0)
+
+
+def guard_journal(spark):
+    return spark.sh(f"journalctl -u {GUARD_SERVICE} -o cat --no-pager").stdout
+
+
+def test_a_slow_start_with_a_live_controller_is_never_interrupted(spark):
+    write_behaviour(spark.hostvars, VOXTRAL_BEHAVIOUR, {"start_delay_s": START_DELAY_S, "start_log_every_s": 20})
+    spark.sh(f"journalctl --rotate --vacuum-time=1s >/dev/null 2>&1; systemctl reset-failed {GUARD_SERVICE}")
+    try:
+        deploy = spark.run("deploy-voxtral.yml", SLOW_START)
+        assert deploy.status == "successful", deploy.stdout[-3000:]
+        guard = spark.state()["flight_guard"]
+        assert guard["armed"] is False
+        assert "fired" not in guard, guard
+        assert guard["heartbeat_timeout"] == HEARTBEAT_TIMEOUT
+        assert guard["heartbeat_poll"] == HEARTBEAT_POLL
+        # It was watching all along: about one look per poll over a start of START_DELAY_S.
+        assert guard_looks(spark) >= START_DELAY_S // HEARTBEAT_POLL // 2, guard_journal(spark)
+        assert "restoring Gemma" not in guard_journal(spark)
+        assert spark.is_active("voxtral-tts.service")
+        assert spark.sh("test -e /run/voxtral-deploy/flight-heartbeat").returncode == 1  # disarm removed it
+    finally:
+        write_behaviour(spark.hostvars, VOXTRAL_BEHAVIOUR, {})
+        rollback = spark.run("rollback-voxtral.yml")
+        assert rollback.status == "successful", rollback.stdout[-3000:]
+
+
+def test_a_dead_controller_gives_gemma_back_at_the_heartbeat_timeout(spark, tmp_path):
+    write_behaviour(spark.hostvars, VOXTRAL_BEHAVIOUR, {"start_delay_s": START_DELAY_S, "start_log_every_s": 20})
+    try:
+        killed = kill_deploy_during_voxtrals_start(
+            spark.hostvars, tmp_path, {**SLOW_START, "voxtral_artifacts_dir": spark.artifacts}
+        )
+        while not gemma_answers(spark.hostvars):
+            assert time.monotonic() - killed < 600, f"the guard did not restore Gemma:\n{guard_journal(spark)}"
+            time.sleep(2)
+        print(f"controller killed -> Gemma answering: {time.monotonic() - killed:.1f} s")
+
+        guard = spark.state()["flight_guard"]
+        assert guard["why"] == "the controller's heartbeat stopped", guard
+        assert guard["guard_ok"] is True
+        # The host's own record: fired one look (plus the timer's accuracy and the look itself) after the timeout.
+        assert HEARTBEAT_TIMEOUT <= guard["heartbeat_age_s"] <= HEARTBEAT_TIMEOUT + HEARTBEAT_POLL + 5, guard
+        assert guard["armed_for_s"] < 600, guard  # well before the deadline
+        assert not spark.is_active("voxtral-tts.service")
+        assert spark.state()["gemma"]["restored_by"] == "flight_guard"
+        journal = guard_journal(spark)
+        assert "the controller's heartbeat stopped" in journal
+        # The swap was still waiting for Voxtral on the host: the guard stopped it before restoring.
+        assert "stopped the swap" in journal, journal
+        assert spark.sh("test -e /run/voxtral-deploy/flight-heartbeat").returncode == 1
+        # The dead controller's lock stays: a rollback from anywhere takes it over.
+        assert spark.sh(f"test -e {LOCK_FILE}").returncode == 0
+        rollback = spark.run("rollback-voxtral.yml", {"voxtral_force_lock": True})
+        assert rollback.status == "successful", rollback.stdout[-3000:]
+    finally:
+        write_behaviour(spark.hostvars, VOXTRAL_BEHAVIOUR, {})
