@@ -30,6 +30,12 @@ options:
     description: The link to the serving vllm-omni release (its C(release.json) is read).
     type: path
     required: true
+  heartbeat:
+    description:
+      - The flight's heartbeat (module_utils/flight_heartbeat.py), whose age is reported; only looked at, never
+        refreshed (a status read from another terminal must not keep a dead controller's flight alive).
+    type: path
+    default: /run/voxtral-deploy/flight-heartbeat
 attributes:
   check_mode:
     description: Reads only, so a check-mode run reports the same.
@@ -70,9 +76,14 @@ release:
   description: The release link, the release it points to, its name and its release.json (C(manifest)).
   returned: always
   type: dict
+heartbeat_age_s:
+  description: Seconds since the flight's controller last acted on the host, or null when no guard watches one.
+  returned: always
+  type: float
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.voxtral.deploy.plugins.module_utils import flight_heartbeat
 from ansible_collections.voxtral.deploy.plugins.module_utils.host_status import (
     UNIT_PROPERTIES,
     parse_systemctl_show,
@@ -85,6 +96,7 @@ ARGUMENT_SPEC = {
     "lock_path": {"type": "path", "required": True},
     "units": {"type": "list", "elements": "str", "default": []},
     "release_link": {"type": "path", "required": True},
+    "heartbeat": {"type": "path", "default": flight_heartbeat.PATH},
 }
 
 
@@ -100,6 +112,7 @@ def main():
         if rc != 0:
             module.fail_json(msg=f"systemctl show failed (rc {rc}): {err.strip()}")
         units = parse_systemctl_show(out)
+    heartbeat_age = flight_heartbeat.age(params["heartbeat"])
     module.exit_json(
         changed=False,
         state=state or {},
@@ -107,6 +120,7 @@ def main():
         lock={**(lock or {}), "held": lock is not None, "problem": None if lock_problem == "missing" else lock_problem},
         units=units,
         release=release_at(params["release_link"]),
+        heartbeat_age_s=None if heartbeat_age is None else round(heartbeat_age, 1),
     )
 
 

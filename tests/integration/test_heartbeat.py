@@ -12,6 +12,7 @@ Voxtral whose start takes minutes, so that the start outlasts the heartbeat time
    benchmarks/flight_bench.py, not asserted here: the host's own record of the heartbeat's age is.
 """
 
+import re
 import time
 
 import pytest
@@ -27,6 +28,7 @@ from sim_spark import (
 NAME = "voxtral-heartbeat"
 VOXTRAL_BEHAVIOUR = "/etc/fake-vllm-omni/behaviour.json"
 GUARD_SERVICE = "voxtral-flight-guard.service"
+HEARTBEAT = "/run/voxtral-deploy/flight-heartbeat"
 # The role's defaults (roles/flight_guard/defaults/main.yml), which these cases keep.
 HEARTBEAT_TIMEOUT, HEARTBEAT_POLL = 60, 10
 # A start of several heartbeat timeouts; the service's own limits are raised to let it finish.
@@ -66,7 +68,7 @@ def test_a_slow_start_with_a_live_controller_is_never_interrupted(spark):
         assert guard_looks(spark) >= START_DELAY_S // HEARTBEAT_POLL // 2, guard_journal(spark)
         assert "restoring Gemma" not in guard_journal(spark)
         assert spark.is_active("voxtral-tts.service")
-        assert spark.sh("test -e /run/voxtral-deploy/flight-heartbeat").returncode == 1  # disarm removed it
+        assert spark.sh(f"test -e {HEARTBEAT}").returncode == 1  # disarm removed it
     finally:
         write_behaviour(spark.hostvars, VOXTRAL_BEHAVIOUR, {})
         rollback = spark.run("rollback-voxtral.yml")
@@ -79,6 +81,14 @@ def test_a_dead_controller_gives_gemma_back_at_the_heartbeat_timeout(spark, tmp_
         killed = kill_deploy_during_voxtrals_start(
             spark.hostvars, tmp_path, {**SLOW_START, "voxtral_artifacts_dir": spark.artifacts}
         )
+        # An operator's status read meanwhile shows the silence, and does not break it (it never beats).
+        beat_before = spark.sh(f"stat -c %.9Y {HEARTBEAT}").stdout
+        status = spark.run("status-voxtral.yml")
+        assert status.status == "successful", status.stdout[-3000:]
+        assert re.search(
+            r"guard    armed since .*; controller last seen [0-9.]+ s ago, restores Gemma after 60 s", status.stdout
+        )
+        assert spark.sh(f"stat -c %.9Y {HEARTBEAT}").stdout == beat_before
         while not gemma_answers(spark.hostvars):
             assert time.monotonic() - killed < 600, f"the guard did not restore Gemma:\n{guard_journal(spark)}"
             time.sleep(2)
@@ -96,7 +106,7 @@ def test_a_dead_controller_gives_gemma_back_at_the_heartbeat_timeout(spark, tmp_
         assert "the controller's heartbeat stopped" in journal
         # The swap was still waiting for Voxtral on the host: the guard stopped it before restoring.
         assert "stopped the swap" in journal, journal
-        assert spark.sh("test -e /run/voxtral-deploy/flight-heartbeat").returncode == 1
+        assert spark.sh(f"test -e {HEARTBEAT}").returncode == 1
         # The dead controller's lock stays: a rollback from anywhere takes it over.
         assert spark.sh(f"test -e {LOCK_FILE}").returncode == 0
         rollback = spark.run("rollback-voxtral.yml", {"voxtral_force_lock": True})
