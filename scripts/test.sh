@@ -2,8 +2,9 @@
 # The whole test suite, as CI runs it: lint, pytest (unit + integration through ansible-runner), the
 # gate's tests again on Debian 12's httpx, ansible-test sanity on the built collection, and every molecule
 # scenario (real systemd in podman).
-# Three lanes run side by side — pytest; the fleet test then the molecule scenarios one after another;
-# the flights that mostly wait (coexisting beside Gemma, a reboot mid-flight, a Voxtral start of minutes) — because all of them mostly
+# Four lanes run side by side — pytest; ansible-test sanity then the molecule scenarios one after another; two lanes
+# of the flights that mostly wait (coexisting beside Gemma, a reboot mid-flight, a Voxtral start of minutes,
+# a fleet of three, the verdict's and the status's flights, the secrets hunt) — because all of them mostly
 # wait on simulated hosts (SSH round trips, service start-ups, a fake start of minutes), not on the 2 CPUs;
 # the other lanes' output is printed whole when they end. Every part runs even when an earlier one fails; the last line sums them up.
 set -uo pipefail
@@ -21,16 +22,20 @@ part() {  # part NAME COMMAND...: run one part, say how it went; returns its sta
   return $status
 }
 
-FLEET_TEST=tests/integration/test_fleet.py
-THIRD_LANE_TESTS=(tests/integration/test_coexist.py tests/integration/test_reboot.py tests/integration/test_heartbeat.py)
+# The waiting flights, split in two lanes of about the same length (CI of 2026-12-03, in s: fleet 582, coexist +
+# reboot 768, verdict flight 295, long-step progress 144; secrets 353, status 187, build progress 153; heartbeat
+# about 600).
+WAITING_LANES=(
+  "tests/integration/test_fleet.py tests/integration/test_coexist.py tests/integration/test_reboot.py
+   tests/integration/test_verdict_flight.py"
+  "tests/integration/test_heartbeat.py tests/integration/test_secrets.py tests/integration/test_status.py
+   tests/integration/test_build_progress.py tests/integration/test_long_step_progress.py"
+)
 
-second_lane() {  # sanity, the fleet, then one line per scenario in $reports/molecule.results: "<scenario> <status>"
+second_lane() {  # sanity, then one line per scenario in $reports/molecule.results: "<scenario> <status>"
   status=0
   part "ansible-test sanity" scripts/sanity.sh || status=$?
   echo "$status" > "$reports/sanity.status"
-  status=0
-  part "pytest fleet" pytest -q -p no:cacheprovider --junitxml="$reports/fleet.xml" "$FLEET_TEST" || status=$?
-  echo "$status" > "$reports/fleet.status"
   for scenario_dir in molecule/*/; do
     scenario="$(basename "$scenario_dir")"
     status=0
@@ -46,20 +51,24 @@ second_lane() {  # sanity, the fleet, then one line per scenario in $reports/mol
 failed_parts=()
 part lint scripts/lint.sh || failed_parts+=(lint)
 
-third_lane() {  # its status in $reports/third-lane.status
+waiting_lane() {  # waiting_lane N: the Nth of WAITING_LANES; its status in $reports/waiting-N.status
   status=0
-  part "pytest coexist, reboot and heartbeat" pytest -q -p no:cacheprovider --junitxml="$reports/third-lane.xml" \
-    "${THIRD_LANE_TESTS[@]}" || status=$?
-  echo "$status" > "$reports/third-lane.status"
+  # shellcheck disable=SC2086  # the lane's files, one word each
+  part "pytest waiting flights $1" pytest -q -p no:cacheprovider --junitxml="$reports/waiting-$1.xml" \
+    ${WAITING_LANES[$1]} || status=$?
+  echo "$status" > "$reports/waiting-$1.status"
 }
 
 second_lane > "$reports/second-lane.log" 2>&1 &
 second_lane_pid=$!
-third_lane > "$reports/third-lane.log" 2>&1 &
-third_lane_pid=$!
+waiting_pids=()
+for lane in "${!WAITING_LANES[@]}"; do
+  waiting_lane "$lane" > "$reports/waiting-$lane.log" 2>&1 &
+  waiting_pids+=($!)
+done
 
-ignored=(--ignore="$FLEET_TEST")
-for test_file in "${THIRD_LANE_TESTS[@]}"; do ignored+=(--ignore="$test_file"); done
+ignored=()
+for test_file in ${WAITING_LANES[*]}; do ignored+=(--ignore="$test_file"); done
 part pytest pytest -q -p no:cacheprovider --junitxml="$reports/pytest.xml" "${ignored[@]}" \
   tests/unit tests/integration || failed_parts+=(pytest)
 if [ -x .cache/venv-compat/bin/pytest ]; then
@@ -69,13 +78,14 @@ if [ -x .cache/venv-compat/bin/pytest ]; then
     || failed_parts+=("gate on Debian 12 httpx")
 fi
 
-wait "$third_lane_pid"
-cat "$reports/third-lane.log"
-[ "$(cat "$reports/third-lane.status")" = 0 ] || failed_parts+=("pytest coexist, reboot and heartbeat")
+for lane in "${!WAITING_LANES[@]}"; do
+  wait "${waiting_pids[$lane]}"
+  cat "$reports/waiting-$lane.log"
+  [ "$(cat "$reports/waiting-$lane.status")" = 0 ] || failed_parts+=("pytest waiting flights $lane")
+done
 wait "$second_lane_pid"
 cat "$reports/second-lane.log"
 [ "$(cat "$reports/sanity.status")" = 0 ] || failed_parts+=("ansible-test sanity")
-[ "$(cat "$reports/fleet.status")" = 0 ] || failed_parts+=("pytest fleet")
 while read -r scenario status; do
   [ "$status" = 0 ] || failed_parts+=("molecule $scenario")
 done < "$reports/molecule.results"
