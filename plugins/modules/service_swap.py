@@ -9,7 +9,8 @@ description:
   - The part of a flight between "Gemma stopped" and "Voxtral serving", run on the host as one step instead of
     one controller round trip per task, so the stopped service's outage is the started one's own start.
   - "Before anything changes: C(lock) (take the flight guard's lock I(lock); held by the guard, the swap does not
-    start), C(heartbeat) (the guard removes I(heartbeat) when it fires: without one the swap does not start). The
+    start), C(heartbeat) (the guard removes I(heartbeat) when it fires: without one a swap that would stop a running
+    I(stop_unit) does not start). The
     lock is held for the whole swap; the guard, when it fires meanwhile, stops the swap with SIGTERM and restores
     Gemma itself."
   - "Phases, in order: C(stop) (stop, and disable if enabled, I(stop_unit)), C(stopped) (wait until it is
@@ -231,10 +232,12 @@ class ServiceSwap:
                 raise SwapError("lock", f"{exc}; Gemma is not stopped") from exc
             except OSError as exc:
                 raise SwapError("lock", f"cannot take the flight guard's lock: {exc}; Gemma is not stopped") from exc
-            # Under the lock: the guard removes the heartbeat under it too, so no restore slips in between.
-            self.require_heartbeat()
-            held.enter_context(self.stopped_by_sigterm())
             self.plan()
+            # Under the lock: the guard removes the heartbeat under it too, so no restore slips in between. Only
+            # a swap that stops a running Gemma needs a guard (a re-run beside a paused Gemma stops nothing).
+            if self.result["stop"]["stopped"]:
+                self.require_heartbeat()
+            held.enter_context(self.stopped_by_sigterm())
             try:
                 self.swap()
             except Exception as exc:

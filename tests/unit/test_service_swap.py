@@ -260,6 +260,15 @@ def test_no_heartbeat_refuses_the_swap_before_anything_is_run(armed_guard):
     assert host.commands == []
 
 
+def test_a_swap_beside_a_stopped_gemma_needs_no_heartbeat(armed_guard):
+    """A re-run beside the Gemma an earlier flight paused (no guard armed then) stops nothing: no guard needed."""
+    os.unlink(armed_guard["heartbeat"])
+    host = FakeHost(gemma="inactive", voxtral="active")
+    result = ServiceSwap(params(), host).run()
+    assert not result["stop"]["stopped"] and not result["start"]["started"]
+    assert ("stop", GEMMA) not in host.commands
+
+
 def test_check_mode_needs_no_heartbeat(armed_guard):
     """A dry run arms nothing (check mode writes no heartbeat): it reports the swap it would do."""
     os.unlink(armed_guard["heartbeat"])
