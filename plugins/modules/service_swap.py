@@ -23,8 +23,8 @@ description:
   - On any failure the module fails with a message naming the phase and the figure it saw, and returns what it
     saw up to then. A failure once I(stop_unit) was stopped also stops I(start_unit) and starts I(stop_unit) again
     (the message ends with what that did); the caller's restore then finds it serving.
-  - Stopped by SIGTERM (the flight guard), it fails at once naming the phase, and restores nothing: the guard does.
-  - It never refreshes I(heartbeat): an async job runs on after its controller died.
+  - "Stopped by SIGTERM (the flight guard), it fails at once naming the phase, and restores nothing: the guard does."
+  - "It never refreshes I(heartbeat): an async job runs on after its controller died."
   - In check mode nothing is stopped, started or waited for (nor locked), and the heartbeat is not required (a
     guard armed in check mode creates none); the module reports what it would do.
 options:

@@ -34,6 +34,13 @@ def test_documentation_parses_and_matches_the_spec(name):
     module = importlib.import_module(f"ansible_collections.voxtral.deploy.plugins.modules.{name}")
     documentation = yaml.safe_load(module.DOCUMENTATION)
     assert documentation["module"] == name
+    # A bullet with ": " in it parses as a mapping unless quoted; ansible-doc then fails on the whole collection.
+    descriptions = [documentation["description"]] + [
+        o["description"] for o in documentation.get("options", {}).values()
+    ]
+    for description in descriptions:
+        lines = description if isinstance(description, list) else [description]
+        assert all(isinstance(line, str) for line in lines), lines
     yaml.safe_load(module.EXAMPLES)
     yaml.safe_load(module.RETURN)
     if hasattr(module, "ARGUMENT_SPEC"):
