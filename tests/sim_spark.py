@@ -163,6 +163,13 @@ class Spark:
         self.workdir = workdir
         self.artifacts = Path(workdir) / "artifacts"
 
+    @classmethod
+    @contextmanager
+    def prepared(cls, name, workdir):
+        """One prepared simulated Spark (inventory name titan, podman name `name`) for a with-block."""
+        with prepared_sparks({"titan": name}, workdir) as hosts:
+            yield cls(name, hosts["titan"], workdir)
+
     def run(self, playbook, extravars=None, check=False, verbosity=0):
         from playbook_runner import run_on
 

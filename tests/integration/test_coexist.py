@@ -16,7 +16,7 @@ afterwards:
 import json
 
 import pytest
-from sim_spark import LOCK_FILE, Spark, gemma_answers, prepared_sparks, write_behaviour
+from sim_spark import LOCK_FILE, Spark, gemma_answers, write_behaviour
 
 VOXTRAL_BEHAVIOUR = "/etc/fake-vllm-omni/behaviour.json"
 GEMMA_BEHAVIOUR = "/etc/fake-gemma/behaviour.json"
@@ -35,9 +35,8 @@ ROLLED_BACK = "Voxtral deploy on titan failed and was rolled back, Gemma is serv
 
 @pytest.fixture(scope="module")
 def spark(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("coexist")
-    with prepared_sparks({"titan": "voxtral-coexist"}, workdir) as hosts:
-        yield CoexistSpark("voxtral-coexist", hosts["titan"], workdir)
+    with CoexistSpark.prepared("voxtral-coexist", tmp_path_factory.mktemp("coexist")) as spark:
+        yield spark
 
 
 class CoexistSpark(Spark):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from playbook_runner import ROOT
-from sim_spark import LOCK_FILE, Spark, gemma_answers, prepared_sparks, write_behaviour, write_inventory
+from sim_spark import LOCK_FILE, Spark, gemma_answers, write_behaviour, write_inventory
 
 VOXTRAL_BEHAVIOUR = "/etc/fake-vllm-omni/behaviour.json"
 GEMMA_BEHAVIOUR = "/etc/fake-gemma/behaviour.json"
@@ -28,9 +28,8 @@ PAUSE = {"voxtral_gemma_mode": "pause"}
 
 @pytest.fixture(scope="module")
 def flight(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("flight")
-    with prepared_sparks({"titan": "voxtral-flight"}, workdir) as hosts:
-        yield Flight("voxtral-flight", hosts["titan"], workdir)
+    with Flight.prepared("voxtral-flight", tmp_path_factory.mktemp("flight")) as flight:
+        yield flight
 
 
 class Flight(Spark):

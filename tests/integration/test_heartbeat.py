@@ -21,7 +21,6 @@ from sim_spark import (
     Spark,
     gemma_answers,
     kill_deploy_during_voxtrals_start,
-    prepared_sparks,
     write_behaviour,
 )
 
@@ -38,9 +37,8 @@ SLOW_START = {"voxtral_gemma_mode": "pause", "voxtral_service_init_timeout": STA
 
 @pytest.fixture(scope="module")
 def spark(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("heartbeat")
-    with prepared_sparks({"titan": NAME}, workdir) as hosts:
-        yield Spark(NAME, hosts["titan"], workdir)
+    with Spark.prepared(NAME, tmp_path_factory.mktemp("heartbeat")) as spark:
+        yield spark
 
 
 def guard_looks(spark):

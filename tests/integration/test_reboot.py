@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from playbook_runner import ROOT
-from sim_spark import Spark, gemma_answers, prepared_sparks, write_behaviour, write_inventory
+from sim_spark import Spark, gemma_answers, write_behaviour, write_inventory
 
 NAME = "voxtral-reboot"
 LOCK = "/var/lib/voxtral-deploy/flight.lock"
@@ -32,9 +32,8 @@ PAUSE = {"voxtral_gemma_mode": "pause"}
 
 @pytest.fixture(scope="module")
 def spark(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("reboot")
-    with prepared_sparks({"titan": NAME}, workdir) as hosts:
-        yield Spark(NAME, hosts["titan"], workdir)
+    with Spark.prepared(NAME, tmp_path_factory.mktemp("reboot")) as spark:
+        yield spark
 
 
 def boot_journal(spark):

@@ -21,7 +21,7 @@ import sys
 import pytest
 from playbook_runner import ROOT
 from sim_spark import CHATTERBOX_REFERENCE as REFERENCE
-from sim_spark import Spark, install_fake_chatterbox, prepared_sparks, put, write_behaviour
+from sim_spark import Spark, install_fake_chatterbox, put, write_behaviour
 
 sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "voices"))
 from make_voices import make_voices
@@ -154,8 +154,7 @@ class Hunt(Spark):
 @pytest.fixture(scope="module")
 def hunt(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("secrets")
-    with prepared_sparks({"titan": "voxtral-secrets"}, workdir) as hosts:
-        spark = Hunt("voxtral-secrets", hosts["titan"], workdir)
+    with Hunt.prepared("voxtral-secrets", workdir) as spark:
         spark.install_keyed_doubles(workdir)
         runs = {}
         for label, playbook, extravars, _ in FLIGHTS:
