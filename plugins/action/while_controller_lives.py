@@ -27,7 +27,10 @@ CONTROLLER_GONE = (
 def controller_alive() -> bool:
     """False when this process is a multiprocessing child whose parent (ansible-playbook) has ended."""
     parent = multiprocessing.parent_process()
-    return parent is None or parent.is_alive()
+    try:
+        return parent is None or parent.is_alive()
+    except (OSError, ValueError):  # a sentinel that cannot be read says nothing: run the module as before
+        return True
 
 
 class ActionModule(NormalAction):

@@ -47,6 +47,14 @@ def test_a_process_that_is_no_worker_counts_as_alive():
     assert controller_alive() is True
 
 
+def test_a_sentinel_that_cannot_be_read_runs_the_module(monkeypatch):
+    def closed():
+        raise OSError(9, "Bad file descriptor")
+
+    monkeypatch.setattr(multiprocessing, "parent_process", lambda: SimpleNamespace(is_alive=closed))
+    assert controller_alive() is True
+
+
 def action():
     task = SimpleNamespace(resolved_action="voxtral.deploy.async_progress")
     return ActionModule.__new__(ActionModule), task
