@@ -8,8 +8,8 @@ guard fired 14 s late on the simulated Spark (benchmarks/flight_bench.py). The w
 of ansible-playbook, so its parent's sentinel says when the parent is gone; an orphaned worker then fails the
 task instead of sending the module, and the heartbeat goes stale from the controller's death on.
 
-meta/runtime.yml routes every module that beats (async_progress, flight_state, host_resources, latency_gate)
-through this plugin; otherwise it is the generic action (ansible.builtin.normal).
+meta/runtime.yml routes every module that beats through this plugin (a unit test keeps that list whole);
+otherwise it is the generic action (ansible.builtin.normal).
 """
 
 from __future__ import annotations
