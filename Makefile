@@ -4,7 +4,8 @@ SHELL := /bin/bash
 ENV := source scripts/env.sh &&
 SCENARIOS ?= $(notdir $(wildcard molecule/*))
 
-.PHONY: setup test lint sanity collection unit molecule demo clean-images capture-upstream conformance
+.PHONY: setup test lint sanity collection unit molecule demo clean-images capture-upstream conformance real-build \
+  resolve-aarch64
 
 setup:
 	bash scripts/setup.sh
@@ -45,3 +46,18 @@ capture-upstream: setup
 
 conformance: setup
 	$(ENV) python scripts/conformance.py
+
+# The build role on the REAL source tree (SOURCE: a git dir or URL of a vllm-omni snapshot with upstream's
+# history, e.g. the fork RuixiangMa/vllm-omni) with the real package index, on a simulated Spark: the seed
+# profile and 0.26, each re-run (changed=0); re-records tests/fixtures/upstream/recorded/build-*/.
+SOURCE ?=
+real-build: setup
+	@test -n "$(SOURCE)" || { echo "usage: make real-build SOURCE=<git dir or URL of a vllm-omni snapshot>"; exit 2; }
+	$(ENV) python scripts/real_build.py "$(SOURCE)"
+
+# Each profile's full install resolved for aarch64-manylinux_2_28 / Python 3.12 (no wheel downloaded);
+# re-records tests/fixtures/upstream/recorded/aarch64/. PYTHON312: an interpreter for sdist metadata builds.
+PYTHON312 ?=
+resolve-aarch64: setup
+	@test -n "$(SOURCE)" || { echo "usage: make resolve-aarch64 SOURCE=<git dir of a vllm-omni snapshot>"; exit 2; }
+	$(ENV) python scripts/resolve_aarch64.py --snapshot "$(SOURCE)" $(if $(PYTHON312),--python $(PYTHON312))

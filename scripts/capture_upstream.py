@@ -29,6 +29,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "plugins" / "filter"))
+from vllm_output import vllm_error_line  # noqa: E402  (the smoke test's own reading of an error)
+
 RECORDED = ROOT / "tests" / "fixtures" / "upstream" / "recorded"
 PROBE = ROOT / "scripts" / "upstream_probe.py"
 CACHE = Path(os.environ.get("VOXTRAL_UPSTREAM_CACHE", "/var/tmp/voxtral-deploy/upstream"))
@@ -98,18 +101,6 @@ def package_version(venv: Path, name: str) -> str:
     return out.stdout.strip()
 
 
-def error_line(stderr: str) -> str:
-    """The line a user reads: argparse's `prog: error: ...`, else the exception line of a traceback."""
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    for line in reversed(lines):
-        if re.match(r"^\S+: error: ", line):
-            return line
-    for line in reversed(lines):
-        if re.match(r"^[A-Za-z_.]+(Error|Exception)\b", line):
-            return line
-    return lines[-1] if lines else ""
-
-
 def help_text(stdout: str) -> str:
     """argparse's help without the log lines vLLM prints while importing (they start with a level)."""
     start = stdout.find("usage: ")
@@ -122,7 +113,7 @@ def verdict(out: str, err: str, exit_code: int) -> dict:
         "exit_code": exit_code,
         "accepted": exit_code == 0 and bool(parsed),
         "parsed": json.loads(parsed[-1][len("PROBE-PARSED ") :]) if parsed else None,
-        "error_line": "" if parsed else error_line(err),
+        "error_line": "" if parsed else vllm_error_line(err),
     }
 
 

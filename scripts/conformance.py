@@ -29,10 +29,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "tests" / "unit"))
 
-import capture_upstream  # noqa: E402
+import capture_upstream  # noqa: E402  (puts plugins/filter on the path)
 from ansible.template import Templar, trust_as_template  # noqa: E402
 from test_fake_conformance import CLI, case_argv, profile_releases  # noqa: E402
 from unit_render import FACTS, exec_start_argv, render_unit  # noqa: E402
+from vllm_output import vllm_error_line, vllm_smoke_result  # noqa: E402
 
 BUILD_ROLE = ROOT / "roles" / "vllm_omni_build"
 
@@ -43,14 +44,21 @@ def smoke_tasks() -> dict:
     return {task["name"].split(" {{")[0]: task for task in block["block"]}
 
 
+def role_variables() -> dict:
+    """The build role's defaults and vars, trusted as templates as a play trusts role files."""
+    variables = {}
+    for path in (BUILD_ROLE / "defaults" / "main.yml", BUILD_ROLE / "vars" / "main.yml"):
+        variables.update(yaml.safe_load(path.read_text()))
+    return {key: trust_as_template(value) if isinstance(value, str) else value for key, value in variables.items()}
+
+
 def judge_help(stdout: str, flag: str, release: str, version: str) -> tuple[bool, str]:
     """The role's own check of the help text: its `__vllm_omni_build_missing` expression and message."""
     check = smoke_tasks()["Check the serve command lists"]
-    defaults = yaml.safe_load((BUILD_ROLE / "defaults" / "main.yml").read_text())
     variables = {
+        **role_variables(),
         "__vllm_omni_build_help": {"stdout": stdout},
         "__vllm_omni_build_range": {"stage_config_flag": flag},
-        "vllm_omni_build_smoke_serve_options": defaults["vllm_omni_build_smoke_serve_options"],
         "__vllm_omni_build_release": release,
         "__vllm_omni_build_package_version": version,
         "__vllm_omni_build_ref": f"v{version}",
@@ -96,10 +104,17 @@ def run_smoke(venv: Path, flag: str, version: str) -> list[tuple[str, bool, str]
         text=True,
         env=env,
     )
-    lines = [line for line in registry.stdout.splitlines() if line.startswith("{")]
-    detail = json.loads(lines[-1])["problems"] if lines else registry.stderr[-300:]
-    rows.append(("Voxtral architectures registered", registry.returncode == 0, str(detail or "all three")))
+    ok, detail = judge_registry(registry)
+    rows.append(("Voxtral architectures registered", ok, detail))
     return rows
+
+
+def judge_registry(registry: subprocess.CompletedProcess) -> tuple[bool, str]:
+    """The role's own reading of files/smoke_registry.py's output (its filters, plugins/filter/vllm_output.py)."""
+    result = vllm_smoke_result(registry.stdout)
+    if registry.returncode == 0 and "problems" in result:
+        return True, "all three (stdout: one JSON line)"
+    return False, "; ".join(result.get("problems", [])) or vllm_error_line(registry.stderr)
 
 
 def parse_verdicts(venv: Path, version: str, cases: dict[str, list[str]]) -> dict[str, tuple[dict, dict]]:

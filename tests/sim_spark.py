@@ -58,8 +58,10 @@ def wait_for_ssh(port, key, timeout=90):
         time.sleep(1)
 
 
-def start(name, image=None, port=None):
-    """Start a fresh instance (replacing one of the same name); return its Ansible host variables."""
+def start(name, image=None, port=None, volumes=()):
+    """Start a fresh instance (replacing one of the same name); return its Ansible host variables.
+
+    `volumes`: podman -v specs (HOST:GUEST[:OPTIONS]) besides the test key."""
     image = image or os.environ["VOXTRAL_IMAGE_X86_64"]
     key = os.environ["VOXTRAL_SSH_KEY"]
     port = port or free_port()
@@ -67,7 +69,8 @@ def start(name, image=None, port=None):
     podman(
         "run", "-d", "--name", name, "--hostname", name, "--systemd", "always", "--network", "slirp4netns",
         "-p", f"127.0.0.1:{port}:22", "--cap-add", "SYS_ADMIN",
-        "-v", f"{key}.pub:/root/.ssh/authorized_keys:ro", image, "/lib/systemd/systemd",
+        "-v", f"{key}.pub:/root/.ssh/authorized_keys:ro", *(f"-v{volume}" for volume in volumes),
+        image, "/lib/systemd/systemd",
     )  # fmt: skip
     try:
         wait_for_ssh(port, key)
