@@ -4,7 +4,7 @@ SHELL := /bin/bash
 ENV := source scripts/env.sh &&
 SCENARIOS ?= $(notdir $(wildcard molecule/*))
 
-.PHONY: setup test lint sanity collection unit molecule demo clean-images capture-upstream conformance real-build \
+.PHONY: setup check test lint sanity collection unit molecule demo clean-images capture-upstream conformance real-build \
   resolve-aarch64
 
 setup:
@@ -27,6 +27,10 @@ unit: setup
 molecule: setup
 	$(ENV) for s in $(SCENARIOS); do molecule test -s $$s; done
 
+# The quick lane before a commit (about 5 minutes): lint + unit tests, sanity, one flight, side by side.
+check: setup
+	$(ENV) scripts/check.sh
+
 # What CI runs (.ci/run): lint, unit + integration tests, every molecule scenario.
 test: setup
 	$(ENV) scripts/test.sh
@@ -35,7 +39,7 @@ demo: setup
 	$(ENV) scripts/demo.sh
 
 clean-images:
-	$(ENV) podman images --format '{{.Repository}}:{{.Tag}}' | grep '^localhost/voxtral-spark:' | xargs -r podman rmi
+	$(ENV) podman images --format '{{.Repository}}:{{.Tag}}' | grep -E '^localhost/voxtral-spark(-built)?:' | xargs -r podman rmi
 
 # The real vllm-omni as the reference (not in CI: about 9 GB per version, cached in /var/tmp/voxtral-deploy/upstream).
 # capture-upstream re-records tests/fixtures/upstream/recorded/ (the CI conformance test compares the fake with it);

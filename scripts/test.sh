@@ -19,6 +19,7 @@ part() {  # part NAME COMMAND...: run one part, say how it went; returns its sta
   printf '\n==== %s\n' "$name"
   "$@" || status=$?
   printf '==== %s: %s (%ss)\n' "$name" "$([ $status -eq 0 ] && echo ok || echo FAILED)" $((SECONDS - start))
+  printf '%6ss  %-6s %s\n' $((SECONDS - start)) "$([ $status -eq 0 ] && echo ok || echo FAILED)" "$name" >> "$reports/parts.txt"
   return $status
 }
 
@@ -34,6 +35,12 @@ WAITING_LANES=(
 
 second_lane() {  # sanity, then one line per scenario in $reports/molecule.results: "<scenario> <status>"
   status=0
+  # The arm64 image only the aarch64 scenarios use (scripts/setup.sh builds the x86_64 one): seconds when cached.
+  part "arm64 test image" scripts/build-image.sh arm64 || status=$?
+  echo "arm64-image $status" >> "$reports/molecule.results"
+  status=0
+  VOXTRAL_IMAGE_ARM64="$(cat "$VOXTRAL_CACHE/image-arm64.tag" 2>/dev/null || true)"
+  export VOXTRAL_IMAGE_ARM64
   part "ansible-test sanity" scripts/sanity.sh || status=$?
   echo "$status" > "$reports/sanity.status"
   for scenario_dir in molecule/*/; do
@@ -90,6 +97,9 @@ while read -r scenario status; do
   [ "$status" = 0 ] || failed_parts+=("molecule $scenario")
 done < "$reports/molecule.results"
 
+printf '\nwall time of each part (the lanes run side by side; the whole run: %ss):\n' "$SECONDS"
+cat "$reports/parts.txt"
+
 # Totals: pytest's test cases from its junit reports, plus one per molecule scenario.
 [ ${#failed_parts[@]} -eq 0 ] || printf '\nfailed parts: %s\n' "${failed_parts[*]}"
 # A failed part with no failed test case in it (lint, a crashed run) still counts as one failure.
@@ -102,6 +112,14 @@ for report in reports.glob("*.xml"):
         bad = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
         passed += int(suite.get("tests", 0)) - int(suite.get("skipped", 0)) - bad
         failed += bad
+cases = [
+    (float(case.get("time", 0)), f"{case.get('classname', '')}::{case.get('name', '')}")
+    for report in reports.glob("*.xml")
+    for case in ET.parse(report).getroot().iter("testcase")
+]
+print("\nslowest ten tests (s, every lane; the molecule scenarios' times are their parts' above):")
+for seconds, name in sorted(cases, reverse=True)[:10]:
+    print(f"  {seconds:7.1f}  {name}")
 for line in (reports / "molecule.results").read_text().splitlines():
     ok = line.split()[1] == "0"
     passed, failed = passed + ok, failed + (not ok)

@@ -3,6 +3,7 @@
 Used by the integration tests and the demo; the roles cannot tell it from a real host.
 """
 
+import hashlib
 import json
 import os
 import shlex
@@ -113,20 +114,81 @@ def simulated_spark(name, image=None, port=None):
         stop(name)
 
 
+ROOT = Path(__file__).resolve().parent.parent
+# What the built image holds (the doubles and the default profile's release): any change here rebuilds it.
+BUILT_IMAGE_INPUTS = (
+    "tests/simulated",
+    "tests/fixtures",
+    "tests/integration/playbooks/build.yml",
+    "roles/vllm_omni_build",
+    "plugins",
+    "ansible.cfg",
+)
+BUILT_IMAGE = "localhost/voxtral-spark-built"
+
+
+def _inputs_digest(base_image):
+    digest = hashlib.sha256(base_image.encode())
+    for entry in BUILT_IMAGE_INPUTS:
+        path = ROOT / entry
+        for file in sorted([path] if path.is_file() else path.rglob("*")):
+            if file.is_file() and "__pycache__" not in file.parts:
+                digest.update(str(file.relative_to(ROOT)).encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def built_image(workdir):
+    """The simulated Spark image with the test doubles laid and the default profile's vllm-omni release built
+    (tests/integration/playbooks/build.yml), so that a flight reuses it instead of building for about 90 s.
+
+    Built once per change of its inputs (BUILT_IMAGE_INPUTS, the base image), one builder at a time: the lanes
+    start together. The instance is stopped (systemd shuts down cleanly) and committed without its machine-id,
+    journal or logs, so each instance made from it boots as a machine of its own."""
+    import sys
+
+    from playbook_runner import run_on
+
+    sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
+    from cache_lock import one_builder
+
+    base = os.environ["VOXTRAL_IMAGE_X86_64"]
+    tag = f"{BUILT_IMAGE}:{_inputs_digest(base)}"
+    with one_builder(ROOT / ".cache" / "built-image"):
+        if podman("image", "exists", tag, check=False).returncode == 0:
+            return tag
+        name = "voxtral-image-builder"
+        with prepared_sparks({"titan": name}, workdir, unbuilt={"titan"}) as hosts:
+            built = run_on(hosts["titan"], "tests/integration/playbooks/build.yml", workdir)
+            if built.status != "successful":
+                raise RuntimeError(f"building the simulated Spark image failed:\n{built.stdout[-3000:]}")
+            ssh(hosts["titan"], "systemctl stop gemma.service; : > /etc/machine-id; rm -rf /var/log/journal/* /tmp/*")
+            podman("stop", "-t", "30", name)
+            podman("commit", "--quiet", name, tag)
+        # Earlier builds' images (other inputs) go; one still in use by a running instance stays.
+        for old in podman("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split():
+            if old.startswith(f"{BUILT_IMAGE}:") and old != tag:
+                podman("rmi", old, check=False)
+        return tag
+
+
 @contextmanager
-def prepared_sparks(instances, workdir):
+def prepared_sparks(instances, workdir, unbuilt=()):
     """Simulated Sparks for a with-block, ready for a flight: {inventory name: podman name} → {name: hostvars}.
 
-    The instances start side by side, then tests/simulated/prepare-spark.yml lays the test doubles on all
-    of them in one run; each one's host variables carry tests/simulated/spark-vars.yml.
+    The instances start side by side from the built image (built_image: the default profile's release is
+    there, as after a first deploy's build) — those named in `unbuilt` from the bare test image, for a test of
+    the build itself or of a host that never built —, then tests/simulated/prepare-spark.yml lays the test
+    doubles on all of them in one run; each one's host variables carry tests/simulated/spark-vars.yml.
     """
     import yaml
     from playbook_runner import run_on_fleet
 
     settings = yaml.safe_load(SIMULATED_SPARK_VARS.read_text(encoding="utf-8"))
+    built = built_image(workdir) if set(instances) - set(unbuilt) else None
+    images = {name: None if name in unbuilt else built for name in instances}
     with ExitStack() as stack, ThreadPoolExecutor(len(instances)) as pool:
         started = {
-            name: pool.submit(stack.enter_context, simulated_spark(podman_name))
+            name: pool.submit(stack.enter_context, simulated_spark(podman_name, images[name]))
             for name, podman_name in instances.items()
         }
         hosts = {name: {**settings, **future.result()} for name, future in started.items()}
@@ -168,9 +230,9 @@ class Spark:
 
     @classmethod
     @contextmanager
-    def prepared(cls, name, workdir):
+    def prepared(cls, name, workdir, unbuilt=False):
         """One prepared simulated Spark (inventory name titan, podman name `name`) for a with-block."""
-        with prepared_sparks({"titan": name}, workdir) as hosts:
+        with prepared_sparks({"titan": name}, workdir, unbuilt={"titan"} if unbuilt else ()) as hosts:
             yield cls(name, hosts["titan"], workdir)
 
     def run(self, playbook, extravars=None, check=False, verbosity=0):

@@ -18,7 +18,8 @@ PROGRESS = re.compile(
 
 
 def test_progress_lines_then_a_stall_fails_with_the_log_tail(tmp_path):
-    with prepared_sparks({"titan": "voxtral-build-progress"}, tmp_path) as hosts:
+    # The bare test image: this test is about a build that runs (the built image has the release already).
+    with prepared_sparks({"titan": "voxtral-build-progress"}, tmp_path, unbuilt={"titan"}) as hosts:
         spark = hosts["titan"]
         write_behaviour(spark, BUILD_KNOB, {"sleep_s": 9})
         run = run_on(spark, PLAYBOOK, tmp_path)

@@ -77,7 +77,8 @@ def test_deploy_and_rollback_run_from_the_installed_copy(installed, tmp_path):
     )
     assert list(json.loads(listed.stdout)) == [str(collections / "ansible_collections")], listed.stdout
 
-    with prepared_sparks({"titan": "voxtral-collection"}, tmp_path) as hosts:
+    # The bare test image: the installed collection's own build (its build script, its smoke test's files) runs.
+    with prepared_sparks({"titan": "voxtral-collection"}, tmp_path, unbuilt={"titan"}) as hosts:
         inventory = tmp_path / "inventory.yml"
         write_inventory(inventory, hosts, SIMULATED_SPARK_VARS)
         # Only the installed copy is on Ansible's paths: its own ansible.cfg, no checkout, no ANSIBLE_* from

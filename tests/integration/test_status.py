@@ -23,7 +23,9 @@ FINGERPRINT = (
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("status")
-    with prepared_sparks({"fresh": "voxtral-status-fresh", "deployed": "voxtral-status-deployed"}, workdir) as hosts:
+    # fresh: a Spark that never built (the bare test image); deployed: from the built image, as after a build.
+    instances = {"fresh": "voxtral-status-fresh", "deployed": "voxtral-status-deployed"}
+    with prepared_sparks(instances, workdir, unbuilt={"fresh"}) as hosts:
         deployed = run_on_fleet(hosts, "deploy-voxtral.yml", workdir, {"voxtral_hosts": "deployed"})
         assert deployed.status == "successful", deployed.stdout[-4000:]
         yield hosts, workdir
