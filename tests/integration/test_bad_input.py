@@ -35,11 +35,17 @@ BAD_VALUES = [
     ("voxtral_gate_max_ttfa_p50_ms", 0, "allowed: milliseconds above 0"),
     ("voxtral_gate_max_rtf_p50", -1, "allowed: a real-time factor above 0"),
     ("voxtral_gate_text", " ", "is empty"),
+    # unbounded settings, bounded (issue 26): paused, the gate's every request is Gemma's outage
+    ("voxtral_gate_requests", 100000, "allowed: at most 100"),
+    ("voxtral_gate_text", "x" * 20000, "20000 characters; allowed: at most 1000"),
     ("voxtral_gemma_mode", "bogus", "must be one of: pause, coexist"),
     ("voxtral_state_path", "state.json", "allowed: an absolute path"),
     # Voxtral (roles/voxtral_service): settings, and what only the host can tell
     ("voxtral_service_voice", "nobody_male", "allowed: a preset voice of mistralai/Voxtral-4B-TTS-2603"),
     ("voxtral_service_port", 70000, "allowed: a TCP port"),
+    # the key's characters, judged with the other settings (the unit's EnvironmentFile= quoting)
+    ("voxtral_service_api_key", 'k3y"quoted', "contains a double quote, a backslash or a newline"),
+    ("voxtral_service_api_key", "k3y\nsecond line", "contains a double quote, a backslash or a newline"),
     ("voxtral_service_init_timeout", 0, "allowed: seconds above 0"),
     ("voxtral_service_hf_home", "/srv/no-such-cache", "Voxtral weights missing"),
     # beyond loopback without a key: open to anyone who reaches the port, unless voxtral_service_allow_open_bind
@@ -63,6 +69,13 @@ BAD_VALUES = [
     ("vllm_omni_build_profile", "gb10-9.99", "gb10-9.99"),
 ]
 
+
+def short(value):
+    """A value as a test id shows it: one line, at most 24 characters."""
+    text = repr(value) if isinstance(value, str) and "\n" in value else str(value)
+    return text if len(text) <= 24 else f"{text[:12]}…({len(text)} chars)"
+
+
 # A row may name other settings it is bad with (a fourth column of extra vars, set beside the bad value).
 ROWS = [(*row, {}) if len(row) == 3 else row for row in BAD_VALUES]
 
@@ -84,7 +97,7 @@ def gemma_started_at(hostvars):
 @pytest.mark.parametrize(
     ("variable", "value", "expected", "others"),
     ROWS,
-    ids=[f"{v}={x}" + "".join(f",{name}={other}" for name, other in o.items()) for v, x, _, o in ROWS],
+    ids=[f"{v}={short(x)}" + "".join(f",{name}={other}" for name, other in o.items()) for v, x, _, o in ROWS],
 )
 def test_bad_value_is_refused_before_the_lock_with_gemma_untouched(table_spark, variable, value, expected, others):
     hostvars, workdir = table_spark

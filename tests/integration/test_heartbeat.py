@@ -1,12 +1,13 @@
 """The flight guard's heartbeat on one simulated Spark: a dead controller costs Gemma about a minute, a slow but
 live flight is never interrupted.
 
-Both cases fly the pause path with the default guard settings (a look every flight_guard_heartbeat_poll = 10 s,
-flight_guard_heartbeat_timeout = 60 s, the deadline of tests/simulated/spark-vars.yml, 10 min) and a fake
-Voxtral whose start takes minutes, so that the start outlasts the heartbeat timeout several times over:
-1. alive: the controller waits out the whole start (its polls refresh the heartbeat); the deploy succeeds,
-   the guard looked many times and never fired.
-2. dead: the controller is killed (SIGKILL of ansible-playbook's process group) during Voxtral's start; the
+Both cases fly the pause path with a fake Voxtral whose start outlasts the heartbeat timeout several times over:
+1. alive, about the mechanism, with short guard settings (a look every 5 s, a 20 s timeout, a 60 s start): the
+   controller waits out the whole start (its polls refresh the heartbeat); the deploy succeeds, the guard
+   looked many times and never fired.
+2. dead, about the defaults (a look every flight_guard_heartbeat_poll = 10 s, flight_guard_heartbeat_timeout =
+   60 s, the deadline of tests/simulated/spark-vars.yml, 10 min; a 180 s start): the controller is killed
+   (SIGKILL of ansible-playbook's process group) during Voxtral's start; the
    guard stops the swap still running on the host, stops Voxtral and gives Gemma back, recording why and the
    heartbeat's age, well before the deadline. How many seconds that takes is measured by
    benchmarks/flight_bench.py, not asserted here: the host's own record of the heartbeat's age is.
@@ -28,11 +29,19 @@ NAME = "voxtral-heartbeat"
 VOXTRAL_BEHAVIOUR = "/etc/fake-vllm-omni/behaviour.json"
 GUARD_SERVICE = "voxtral-flight-guard.service"
 HEARTBEAT = "/run/voxtral-deploy/flight-heartbeat"
-# The role's defaults (roles/flight_guard/defaults/main.yml), which these cases keep.
+# The role's defaults (roles/flight_guard/defaults/main.yml), which the dead case keeps.
 HEARTBEAT_TIMEOUT, HEARTBEAT_POLL = 60, 10
 # A start of several heartbeat timeouts; the service's own limits are raised to let it finish.
 START_DELAY_S = 180
 SLOW_START = {"voxtral_gemma_mode": "pause", "voxtral_service_init_timeout": START_DELAY_S + 120}
+# The live case is about the mechanism: the same shape, three times shorter.
+SHORT_TIMEOUT, SHORT_POLL, SHORT_START_S = 20, 5, 60
+SHORT_SETTINGS = {
+    "voxtral_gemma_mode": "pause",
+    "voxtral_service_init_timeout": SHORT_START_S + 120,
+    "flight_guard_heartbeat_timeout": SHORT_TIMEOUT,
+    "flight_guard_heartbeat_poll": SHORT_POLL,
+}
 
 
 @pytest.fixture(scope="module")
@@ -52,18 +61,18 @@ def guard_journal(spark):
 
 
 def test_a_slow_start_with_a_live_controller_is_never_interrupted(spark):
-    write_behaviour(spark.hostvars, VOXTRAL_BEHAVIOUR, {"start_delay_s": START_DELAY_S, "start_log_every_s": 20})
+    write_behaviour(spark.hostvars, VOXTRAL_BEHAVIOUR, {"start_delay_s": SHORT_START_S, "start_log_every_s": 10})
     spark.sh(f"journalctl --rotate --vacuum-time=1s >/dev/null 2>&1; systemctl reset-failed {GUARD_SERVICE}")
     try:
-        deploy = spark.run("deploy-voxtral.yml", SLOW_START)
+        deploy = spark.run("deploy-voxtral.yml", SHORT_SETTINGS)
         assert deploy.status == "successful", deploy.stdout[-3000:]
         guard = spark.state()["flight_guard"]
         assert guard["armed"] is False
         assert "fired" not in guard, guard
-        assert guard["heartbeat_timeout"] == HEARTBEAT_TIMEOUT
-        assert guard["heartbeat_poll"] == HEARTBEAT_POLL
-        # It was watching all along: about one look per poll over a start of START_DELAY_S.
-        assert guard_looks(spark) >= START_DELAY_S // HEARTBEAT_POLL // 2, guard_journal(spark)
+        assert guard["heartbeat_timeout"] == SHORT_TIMEOUT
+        assert guard["heartbeat_poll"] == SHORT_POLL
+        # It was watching all along: about one look per poll over a start of SHORT_START_S.
+        assert guard_looks(spark) >= SHORT_START_S // SHORT_POLL // 2, guard_journal(spark)
         assert "restoring Gemma" not in guard_journal(spark)
         assert spark.is_active("voxtral-tts.service")
         assert spark.sh(f"test -e {HEARTBEAT}").returncode == 1  # disarm removed it
@@ -99,6 +108,7 @@ def test_a_dead_controller_gives_gemma_back_at_the_heartbeat_timeout(spark, tmp_
         guard = spark.state()["flight_guard"]
         assert guard["why"] == "the controller's heartbeat stopped", guard
         assert guard["guard_ok"] is True
+        assert (guard["heartbeat_timeout"], guard["heartbeat_poll"]) == (HEARTBEAT_TIMEOUT, HEARTBEAT_POLL)
         # The host's own record: fired one look (plus the timer's accuracy and the look itself) after the timeout.
         assert HEARTBEAT_TIMEOUT <= guard["heartbeat_age_s"] <= HEARTBEAT_TIMEOUT + HEARTBEAT_POLL + 5, guard
         assert guard["armed_for_s"] < 600, guard  # well before the deadline

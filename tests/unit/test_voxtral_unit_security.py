@@ -118,6 +118,10 @@ def test_hardening_directives():
         "MemoryDenyWriteExecute": "no",
         "IPAddressDeny": "any",
         "IPAddressAllow": "localhost",
+        # Gemma is never the one the kernel picks, and a memory kill is not restarted (issue 26).
+        "OOMScoreAdjust": "1000",
+        "OOMPolicy": "kill",
+        "RestartPreventExitStatus": "SIGKILL",
     }
     assert {key: d.get(key) for key in expected} == expected
     assert "PrivateDevices" not in d
@@ -154,3 +158,8 @@ def test_specific_bind_address_is_allowed_and_probed():
 def test_memory_deny_write_execute_is_a_variable():
     d = directives(render_unit(voxtral_service_memory_deny_write_execute=True))
     assert d["MemoryDenyWriteExecute"] == ["yes"]
+
+
+def test_beside_a_serving_gemma_a_failed_voxtral_is_not_restarted():
+    d = {key: values[-1] for key, values in directives(render_unit(voxtral_service_beside_gemma=True)).items()}
+    assert (d["Restart"], d["OOMScoreAdjust"], d["OOMPolicy"]) == ("no", "1000", "kill")

@@ -57,6 +57,8 @@ def test_unit_active_and_enabled(host):
         ("UMask", "0077"),
         ("MemoryDenyWriteExecute", "no"),
         ("KillMode", "mixed"),
+        ("OOMScoreAdjust", "1000"),
+        ("OOMPolicy", "kill"),
     ],
 )
 def test_hardening_property(host, name, value):
