@@ -10,7 +10,12 @@ afterwards:
    and restored by the rollback;
 3. an interfering co-tenant (Gemma slower than the ratio allows while Voxtral streams): the coexist gate
    fails, Voxtral is rolled back, Gemma keeps serving, never stopped;
-4. a memory setting out of range is one error before the lock.
+4. a memory setting out of range is one error before the lock;
+5. the memory floor: a start whose profiling overshoots (the fake's profile_spike_gib) crosses a floor set just
+   below this machine's MemAvailable; the floor kills Voxtral at once, records why, and the flight fails
+   with the figures — coexisting, Gemma is never stopped and Voxtral is not restarted; paused, Gemma comes
+   back. (The floor is set near this machine's MemAvailable with a margin of 0, so the spike crosses it by
+   several GiB whatever the other lanes hold.)
 """
 
 import json
@@ -175,3 +180,71 @@ def test_a_memory_setting_out_of_range_is_one_error_before_the_lock(spark):
     assert run.changed_count() == 0
     assert spark.state() == state_before
     assert_gemma_serving_and_voxtral_stopped(spark)
+
+
+FLOOR_RECORD = "/var/lib/voxtral-tts/memory-floor.json"
+SPIKE_GIB = 5
+
+
+def mem_available_gib(spark):
+    line = spark.sh("grep MemAvailable /proc/meminfo").stdout.split()
+    return int(line[1]) / 1024 / 1024
+
+
+def floor_settings(spark, mode):
+    """A floor 2.5 GiB below MemAvailable now (the 5 GiB spike crosses it by 2.5 GiB), no plan margin."""
+    floor = round(mem_available_gib(spark) - 2.5, 1)
+    return floor, {
+        "voxtral_gemma_mode": mode,
+        "voxtral_memory_margin_gib": 0,
+        "voxtral_service_memory_floor_gib": floor,
+    }
+
+
+def assert_floor_fired(spark, run, floor):
+    assert run.status == "failed", run.stdout[-3000:]
+    [message] = run.host_errors().values()
+    assert message.startswith(ROLLED_BACK), message
+    assert "memory floor: Voxtral was killed at " in message, message
+    assert f"fell below the floor of {floor} GiB (voxtral_service_memory_floor_gib)" in message, message
+    record = json.loads(spark.sh(f"cat {FLOOR_RECORD}").stdout)
+    assert record["why"] == "MemAvailable fell below the memory floor"
+    assert record["mem_available_gib"] < floor == record["floor_gib"]
+    assert record["gone_after_s"] is not None and record["gone_after_s"] < 30
+    journal = spark.sh("journalctl -u voxtral-memory-floor.service -o cat --no-pager").stdout
+    assert "killed voxtral-tts.service" in journal, journal
+    assert not spark.is_active("voxtral-tts.service")
+    assert spark.sh("systemctl show -p Result --value voxtral-tts.service").stdout.strip() == "signal"
+    return record
+
+
+def test_coexisting_a_start_past_the_memory_floor_is_killed_and_gemma_never_stopped(spark):
+    write_behaviour(
+        spark.hostvars, VOXTRAL_BEHAVIOUR, {**VOXTRAL_NORMAL, "profile_spike_gib": SPIKE_GIB, "profile_spike_s": 20}
+    )
+    started_at = spark.gemma_started_at()
+    floor, settings = floor_settings(spark, "coexist")
+    try:
+        run = spark.run("deploy-voxtral.yml", settings)
+        assert_floor_fired(spark, run, floor)
+        assert spark.gemma_started_at() == started_at, "Gemma's unit was restarted by a coexisting flight"
+        # Beside a serving Gemma a killed Voxtral stays down (Restart=no): it would squeeze Gemma again.
+        assert spark.sh("systemctl show -p NRestarts --value voxtral-tts.service").stdout.strip() == "0"
+        assert_gemma_serving_and_voxtral_stopped(spark)
+        assert spark.state()["voxtral"]["mode"] == "coexist"
+    finally:
+        spark.reset()
+
+
+def test_paused_a_start_past_the_memory_floor_is_killed_and_gemma_comes_back(spark):
+    write_behaviour(
+        spark.hostvars, VOXTRAL_BEHAVIOUR, {**VOXTRAL_NORMAL, "profile_spike_gib": SPIKE_GIB, "profile_spike_s": 20}
+    )
+    floor, settings = floor_settings(spark, "pause")
+    try:
+        run = spark.run("deploy-voxtral.yml", settings)
+        assert_floor_fired(spark, run, floor)
+        assert_gemma_serving_and_voxtral_stopped(spark)
+        assert spark.state()["gemma"]["paused"] is False
+    finally:
+        spark.reset()
