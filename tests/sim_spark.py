@@ -315,9 +315,10 @@ def install_fake_chatterbox(hostvars, reference: bytes, behaviour):
         raise RuntimeError(f"the fake Chatterbox did not start: {started.stdout}{started.stderr}")
 
 
-def kill_deploy_during_voxtrals_start(hostvars, workdir, extravars, timeout=600):
+def kill_deploy_during_voxtrals_start(hostvars, workdir, extravars, timeout=600, coexisting=False):
     """Run deploy-voxtral.yml (ansible-playbook, in its own process group) and SIGKILL it during Voxtral's start
-    (Gemma paused and stopped, voxtral-tts.service activating); returns time.monotonic() at the kill.
+    (Gemma paused and stopped, or with `coexisting` still serving beside it; voxtral-tts.service activating);
+    returns time.monotonic() at the kill.
 
     The fake Voxtral's start must take long enough to be caught (its behaviour's start_delay_s)."""
     from playbook_runner import ROOT
@@ -335,9 +336,9 @@ def kill_deploy_during_voxtrals_start(hostvars, workdir, extravars, timeout=600)
         deadline = time.monotonic() + timeout
         while True:
             units = ssh(hostvars, "systemctl is-active gemma.service voxtral-tts.service").stdout.split()
-            if units == ["inactive", "activating"]:
-                state = ssh(hostvars, f"cat {STATE_FILE}")
-                if json.loads(state.stdout or "{}").get("gemma", {}).get("paused"):
+            if units == ["active" if coexisting else "inactive", "activating"]:
+                state = json.loads(ssh(hostvars, f"cat {STATE_FILE}").stdout or "{}")
+                if coexisting or state.get("gemma", {}).get("paused"):
                     break
             if deploy.poll() is not None:
                 raise RuntimeError(f"the deploy ended first:\n{(workdir / 'deploy.log').read_text()[-3000:]}")

@@ -1,10 +1,10 @@
 """The flight as users run it: deploy-voxtral.yml and rollback-voxtral.yml on one simulated Spark.
 
 One instance for the whole module (prepared once with tests/simulated/prepare-spark.yml); the tests run
-in order: deploy → re-run → rollback, then the failure matrix (each case reset afterwards), then a
-controller that dies after the pause, and a deploy refused by a held lock. Every failing case must end
-with Gemma active and answering, the previous release intact, the lock released, and the original
-error in the play's failure.
+in order: deploy → re-run → the flight's gate step against audio faults → rollback, then the failure matrix
+(each case reset afterwards), then a controller that dies after the pause, and a deploy refused by a held
+lock. Every failing case must end with Gemma active and answering, the previous release intact, the lock
+released, and the original error in the play's failure.
 """
 
 import json
@@ -91,6 +91,31 @@ def test_deploy_rerun_changes_nothing_and_rebuilds_nothing(flight):
     assert flight.current_release() == release
 
 
+# A fast Voxtral that streams no voice: the timing passes, the audio checks do not. The flight's gate step alone
+# (tests/integration/playbooks/gate.yml) against the Voxtral the deploy above left serving: that a failed gate
+# gives Gemma back is the failure matrix's "voxtral gate fails", which flies it whole.
+AUDIO_FAULTS = [
+    ("voxtral streams silence", {"audio": "silence"}, "speech ratio 0 < 0.5 (min_speech_ratio)"),
+    ("voxtral streams clipped noise", {"audio": "noise"}, "(max_clipping_ratio)"),
+    ("voxtral cuts its speech short", {"audio": "truncate"}, "(min_duration_ratio)"),
+]
+
+
+@pytest.mark.parametrize(("case", "behaviour", "expected"), AUDIO_FAULTS, ids=[a[0] for a in AUDIO_FAULTS])
+def test_the_flights_gate_fails_on_what_it_hears(flight, case, behaviour, expected):
+    assert flight.is_active("voxtral-tts.service")
+    flight.behave(VOXTRAL_BEHAVIOUR, behaviour)  # the fake reads its speech knobs on every request
+    try:
+        run = flight.run("tests/integration/playbooks/gate.yml")
+        assert run.status == "failed", run.stdout[-3000:]
+        message = run.host_errors()["titan"]
+        assert message.startswith('voxtral-tts.service: "Gate Voxtral (time to first audio, RTF, no errors)" failed')
+        assert expected in message, message
+    finally:
+        flight.behave(VOXTRAL_BEHAVIOUR, {})
+    assert flight.is_active("voxtral-tts.service")
+
+
 def test_rollback_restores_gemma_and_records_the_drift(flight):
     release = flight.current_release()
     run = flight.run("rollback-voxtral.yml")
@@ -157,10 +182,6 @@ MATRIX = [
         "Voxtral weights missing",
     ),
     ("unit crashes at start", {"crash_at_start": True}, None, ROLLED_BACK),
-    # A fast Voxtral that streams no voice: the timing passes, the audio checks do not.
-    ("voxtral streams silence", {"audio": "silence"}, None, "speech ratio 0 < 0.5 (min_speech_ratio)"),
-    ("voxtral streams clipped noise", {"audio": "noise"}, None, "(max_clipping_ratio)"),
-    ("voxtral cuts its speech short", {"audio": "truncate"}, None, "(min_duration_ratio)"),
     ("health timeout", {"warmup_s": 600}, {"voxtral_service_init_timeout": 8}, ROLLED_BACK),
     ("voxtral gate fails", {"first_audio_ms": 2500}, None, "time to first byte p50"),
 ]

@@ -11,6 +11,9 @@ Both cases fly the pause path with a fake Voxtral whose start outlasts the heart
    guard stops the swap still running on the host, stops Voxtral and gives Gemma back, recording why and the
    heartbeat's age, well before the deadline. How many seconds that takes is measured by
    benchmarks/flight_bench.py, not asserted here: the host's own record of the heartbeat's age is.
+3. dead while coexisting (short settings again; issue 26): the controller is killed during the start of a
+   Voxtral beside the serving Gemma; the guard takes the unproven Voxtral back and leaves Gemma alone (its
+   unit's start time unchanged).
 """
 
 import re
@@ -123,5 +126,29 @@ def test_a_dead_controller_gives_gemma_back_at_the_heartbeat_timeout(spark, tmp_
         assert spark.sh(f"test -e {LOCK_FILE}").returncode == 0
         rollback = spark.run("rollback-voxtral.yml", {"voxtral_force_lock": True})
         assert rollback.status == "successful", rollback.stdout[-3000:]
+    finally:
+        write_behaviour(spark.hostvars, VOXTRAL_BEHAVIOUR, {})
+
+
+def test_a_dead_controller_while_coexisting_takes_voxtral_back_and_leaves_gemma_alone(spark, tmp_path):
+    write_behaviour(spark.hostvars, VOXTRAL_BEHAVIOUR, {"start_delay_s": SHORT_START_S, "start_log_every_s": 10})
+    gemma_started_at = spark.started_at("gemma.service")
+    coexist = {**SHORT_SETTINGS, "voxtral_gemma_mode": "coexist", "voxtral_artifacts_dir": spark.artifacts}
+    try:
+        killed = kill_deploy_during_voxtrals_start(spark.hostvars, tmp_path, coexist, coexisting=True)
+        while spark.is_active("voxtral-tts.service") or spark.sh(f"test -e {HEARTBEAT}").returncode == 0:
+            assert time.monotonic() - killed < 300, f"the guard did not take Voxtral back:\n{guard_journal(spark)}"
+            time.sleep(2)
+        guard = spark.state()["flight_guard"]
+        assert guard["why"] == "the controller's heartbeat stopped", guard
+        assert guard["guard_voxtral_stopped"] is True and guard["guard_ok"] is True, guard
+        assert guard["guard_gemma"] == "left serving: unit gemma.service was never stopped", guard
+        assert SHORT_TIMEOUT <= guard["heartbeat_age_s"] <= SHORT_TIMEOUT + SHORT_POLL + 5, guard
+        assert spark.started_at("gemma.service") == gemma_started_at, "the guard stopped or restarted Gemma"
+        assert gemma_answers(spark.hostvars)
+        assert spark.sh("systemctl is-enabled voxtral-tts.service").stdout.strip() != "enabled"
+        rollback = spark.run("rollback-voxtral.yml", {"voxtral_force_lock": True})
+        assert rollback.status == "successful", rollback.stdout[-3000:]
+        assert spark.started_at("gemma.service") == gemma_started_at
     finally:
         write_behaviour(spark.hostvars, VOXTRAL_BEHAVIOUR, {})

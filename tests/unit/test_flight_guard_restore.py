@@ -44,6 +44,8 @@ def guard(tmp_path, monkeypatch):
     installed = {"voxtral-tts.service"}
     monkeypatch.setattr(module, "run", lambda config, argv, timeout=120: commands.append(argv) or True)
     monkeypatch.setattr(module, "unit_exists", lambda unit: unit in installed)
+    active = set()  # units systemd would call active
+    monkeypatch.setattr(module, "unit_active", lambda unit: unit in active)
 
     class Guard:
         def fire(self, gemma=None):
@@ -80,6 +82,7 @@ def guard(tmp_path, monkeypatch):
 
     Guard.commands = commands
     Guard.installed = installed
+    Guard.active = active
     Guard.settings = settings
     Guard.module = module
     Guard.state_path = state
@@ -113,6 +116,17 @@ def test_restores_the_unit_the_state_file_recorded_and_records_the_firing(guard)
     assert state["gemma"]["guard_fired_at"] == state["flight_guard"]["guard_fired_at"]
     assert state["flight_guard"]["fired"] is True
     assert state["flight_guard"]["why"] == "deadline passed without a disarm"
+
+
+def test_a_coexisting_flights_gemma_that_never_stopped_is_not_touched(guard):
+    """Armed beside a serving Gemma (coexist): the guard takes Voxtral back and leaves Gemma as it is."""
+    guard.active.add("gemma.service")
+    assert guard.fire({**PAUSED_UNIT, "paused": False}) == 0
+    assert guard.commands == [["systemctl", "disable", "--now", "voxtral-tts.service"]]
+    state = guard.state()
+    assert state["flight_guard"]["guard_gemma"] == "left serving: unit gemma.service was never stopped"
+    assert state["flight_guard"]["guard_voxtral_stopped"] is True
+    assert "restored_by" not in state["gemma"]
 
 
 def test_restores_a_recorded_container(guard):

@@ -68,6 +68,11 @@ def unit_exists(unit: str) -> bool:
     return done.returncode == 0 and done.stdout.strip() not in ("", "not-found")
 
 
+def unit_active(unit: str) -> bool:
+    done = subprocess.run(["systemctl", "is-active", unit], capture_output=True, text=True, check=False)
+    return done.stdout.strip() == "active"
+
+
 def seconds_between(earlier: str | None, later: datetime.datetime) -> int | None:
     try:
         began = datetime.datetime.strptime(earlier or "", state_file.ISO).replace(tzinfo=datetime.timezone.utc)
@@ -82,6 +87,9 @@ def restore_gemma(config: dict, gemma: dict) -> tuple[bool, str]:
         return False, "no Gemma recorded in the state file (no baseline was taken): nothing to start"
     if gemma.get("was_active") is False:
         return True, "left stopped (was not running before the flight)"
+    if not gemma.get("paused") and gemma.get("mode") == "systemd" and unit_active(gemma.get("unit", "")):
+        # A coexisting flight never stopped it: it is not touched (issue 26).
+        return True, f"left serving: unit {gemma['unit']} was never stopped"
     timeout = int(config["start_timeout"])
     if gemma["mode"] == "container":
         name = f"{gemma.get('container_engine')} container {gemma.get('container_name')}"

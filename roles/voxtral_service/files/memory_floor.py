@@ -66,6 +66,8 @@ def watch(unit, floor_kib, poll_s, record_path, meminfo="/proc/meminfo"):
         "mem_available_gib": round(available / KIB_PER_GIB, 2),
         "floor_gib": round(floor_kib / KIB_PER_GIB, 2),
         "poll_ms": round(poll_s * 1000),
+        # The host's monotonic clock at the reading below the floor (benchmarks/memory_floor_bench.py).
+        "detected_monotonic_s": round(crossed, 3),
         "gone_after_s": None,
     }
     state_file.save(record_path, record)
