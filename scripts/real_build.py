@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -258,16 +259,21 @@ def main(argv=None) -> int:
     parser.add_argument("--keep", action="store_true", help="leave the simulated Spark running")
     parser.add_argument("--no-record", action="store_true", help="do not write tests/fixtures/upstream/recorded/")
     parser.add_argument("--only", action="append", choices=list(PROFILES), help="build only this profile")
+    parser.add_argument(
+        "--arm64", action="store_true", help="on the arm64 test image (aarch64 under qemu, as a Spark's CPU)"
+    )
     args = parser.parse_args(argv)
     bare = make_upstream(args.source)
-    (CACHE / "uv-cache").mkdir(parents=True, exist_ok=True)
+    uv_cache = CACHE / ("uv-cache-arm64" if args.arm64 else "uv-cache")
+    uv_cache.mkdir(parents=True, exist_ok=True)
     workdir = CACHE / "runs" / time.strftime("%Y%m%dT%H%M%S")
     workdir.mkdir(parents=True)
     hostvars = {
         **__import__("yaml").safe_load(sim_spark.SIMULATED_SPARK_VARS.read_text()),
         **sim_spark.start(
             INSTANCE,
-            volumes=[f"{bare}:/srv/upstream/vllm-omni.git:ro", f"{CACHE / 'uv-cache'}:/opt/vllm-omni/cache/uv"],
+            image=os.environ["VOXTRAL_IMAGE_ARM64"] if args.arm64 else None,
+            volumes=[f"{bare}:/srv/upstream/vllm-omni.git:ro", f"{uv_cache}:/opt/vllm-omni/cache/uv"],
         ),
     }
     rows = []
@@ -289,7 +295,7 @@ def main(argv=None) -> int:
     for row in rows:
         if row["first failure"]:
             print(f"\n{row['profile']}, first run's smoke failure: {row['first failure']}")
-    print(f"\nuv cache: {CACHE / 'uv-cache'} ({shutil.disk_usage(CACHE).free // 2**30} GiB free there)")
+    print(f"\nuv cache: {uv_cache} ({shutil.disk_usage(CACHE).free // 2**30} GiB free there)")
     ok = all(r["current"] == "switched" and r["re-run changed"] == "0" for r in rows)
     return 0 if ok else 1
 
