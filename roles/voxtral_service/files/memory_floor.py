@@ -88,7 +88,7 @@ def watch(unit, floor_kib, poll_s, record_path, meminfo="/proc/meminfo"):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--unit", required=True)
     parser.add_argument("--floor-kib", type=int, required=True)
     parser.add_argument("--poll-ms", type=int, default=200)
