@@ -50,7 +50,7 @@ def mem_available_kib(hostvars) -> int:
     return int(ssh(hostvars, "grep MemAvailable /proc/meminfo").stdout.split()[1])
 
 
-def one_round(hostvars, poll_ms: int) -> dict:
+def one_round(hostvars, poll_ms: int, index: int) -> dict:
     floor_kib = mem_available_kib(hostvars) - int(1.5 * 1024 * 1024)
     put(
         hostvars,
@@ -69,15 +69,16 @@ def one_round(hostvars, poll_ms: int) -> dict:
     )
     if restarted.returncode != 0:
         raise RuntimeError(f"Voxtral did not restart: {restarted.stdout}{restarted.stderr}")
-    ssh(hostvars, f"systemd-run --unit=floor-bench-hog python3 /usr/local/lib/floor-bench/hog.py {floor_kib} 3072")
+    hog_unit = f"floor-bench-hog-{index}"  # a unit of its own per round: its journal holds this round's lines only
+    ssh(hostvars, f"systemd-run --unit={hog_unit} python3 /usr/local/lib/floor-bench/hog.py {floor_kib} 3072")
     deadline = time.monotonic() + 60
     while ssh(hostvars, f"test -s {RECORD} && grep -q mem_available_after_gib {RECORD}").returncode != 0:
         if time.monotonic() > deadline:
             raise RuntimeError("the floor did not fire within 60 s")
         time.sleep(0.5)
     record = json.loads(ssh(hostvars, f"cat {RECORD}").stdout)
-    hog = ssh(hostvars, "journalctl -u floor-bench-hog -o cat --no-pager | grep '^crossed'").stdout.split()
-    ssh(hostvars, "systemctl stop floor-bench-hog; systemctl reset-failed floor-bench-hog 2>/dev/null")
+    hog = ssh(hostvars, f"journalctl -u {hog_unit} -o cat --no-pager | grep '^crossed'").stdout.split()
+    ssh(hostvars, f"systemctl stop {hog_unit}; systemctl reset-failed {hog_unit} 2>/dev/null")
     crossed = float(hog[1]) if len(hog) >= 2 else None
     detected = record["detected_monotonic_s"]
     return {
@@ -99,7 +100,7 @@ def main() -> int:
         deploy = run_on(hostvars, "deploy-voxtral.yml", Path(tmp), {"voxtral_gemma_mode": "coexist"})
         if deploy.status != "successful":
             raise SystemExit(f"the deploy failed:\n{deploy.stdout[-3000:]}")
-        rows = [one_round(hostvars, args.poll_ms) for _ in range(args.rounds)]
+        rows = [one_round(hostvars, args.poll_ms, index) for index in range(args.rounds)]
     print(f"\nmemory floor, poll {args.poll_ms} ms, {args.rounds} rounds (co-tenant 64 MiB steps):")
     print(f"{'round':>5} | {'floor GiB':>9} | {'crossing -> detected':>20} | {'detected -> gone':>16} | {'total':>7}")
     totals = []
