@@ -54,10 +54,12 @@ conformance: setup
 # The build role on the REAL source tree (SOURCE: a git dir or URL of a vllm-omni snapshot with upstream's
 # history, e.g. the fork RuixiangMa/vllm-omni) with the real package index, on a simulated Spark: the seed
 # profile and 0.26, each re-run (changed=0); re-records tests/fixtures/upstream/recorded/build-*/.
+# ARGS: more options of scripts/real_build.py, e.g. ARGS="--arm64 --no-record" (aarch64 under qemu).
 SOURCE ?=
+ARGS ?=
 real-build: setup
 	@test -n "$(SOURCE)" || { echo "usage: make real-build SOURCE=<git dir or URL of a vllm-omni snapshot>"; exit 2; }
-	$(ENV) python scripts/real_build.py "$(SOURCE)"
+	$(ENV) python scripts/real_build.py "$(SOURCE)" $(ARGS)
 
 # Each profile's full install resolved for aarch64-manylinux_2_28 / Python 3.12 (no wheel downloaded);
 # re-records tests/fixtures/upstream/recorded/aarch64/. PYTHON312: an interpreter for sdist metadata builds.
