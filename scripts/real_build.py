@@ -33,9 +33,10 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "plugins" / "filter"))
 
 import sim_spark  # noqa: E402
 from playbook_runner import run_on  # noqa: E402
@@ -54,8 +55,17 @@ RELEASE_COMMITS = {
     "v0.24.0": "d4a869fe",
     "v0.26.0": "76de642c",
 }
-# #2405's head (roles/vllm_omni_build/vars/profiles.yml pins it; the fork's branch fixvoxtral_tts).
-PULL_HEADS = {2405: "42744c3debad5c8fc3ebf854eabe2f213932c17f"}
+BUILD_ROLE = ROOT / "roles" / "vllm_omni_build"
+# The PR heads the role pins (vars/profiles.yml; #2405's is the fork's branch fixvoxtral_tts), as refs/pull/N/head.
+PULL_HEADS = {
+    patch["pr"]: patch["head_sha"]
+    for patch in yaml.safe_load((BUILD_ROLE / "vars" / "profiles.yml").read_text())["__vllm_omni_build_known_patches"]
+    if patch.get("head_sha")
+}
+# The architectures the role's smoke test requires (defaults/main.yml).
+ARCHITECTURES = yaml.safe_load((BUILD_ROLE / "defaults" / "main.yml").read_text())[
+    "vllm_omni_build_smoke_architectures"
+]
 # The seed's plan and the newest release range the source has (0.26: --deploy-config, both PRs superseded).
 PROFILES = {
     "seed-0.18": {"vllm_omni_build_profile": "seed-0.18"},
@@ -151,8 +161,8 @@ def record(hostvars: dict, release: dict, messages: list[str], smoke_env: dict) 
     out.mkdir(parents=True)
     env = "VLLM_LOGGING_COLOR=0 COLUMNS=100"
     extra = " ".join(f"{key}={value}" for key, value in smoke_env.items())
-    archs = "VoxtralTTSForConditionalGeneration VoxtralTTSAudioGeneration VoxtralTTSAudioTokenizer"
-    smoke = (ROOT / "roles" / "vllm_omni_build" / "files" / "smoke_registry.py").read_bytes()
+    archs = " ".join(ARCHITECTURES)
+    smoke = (BUILD_ROLE / "files" / "smoke_registry.py").read_bytes()
     sim_spark.put(hostvars, smoke, f"{release_dir}/smoke_registry.py")
     outputs = {
         "import-registry": f"{env} {venv}/bin/python -c 'import vllm_omni.model_executor.models.registry'",
@@ -269,7 +279,7 @@ def main(argv=None) -> int:
     workdir = CACHE / "runs" / time.strftime("%Y%m%dT%H%M%S")
     workdir.mkdir(parents=True)
     hostvars = {
-        **__import__("yaml").safe_load(sim_spark.SIMULATED_SPARK_VARS.read_text()),
+        **yaml.safe_load(sim_spark.SIMULATED_SPARK_VARS.read_text()),
         **sim_spark.start(
             INSTANCE,
             image=os.environ["VOXTRAL_IMAGE_ARM64"] if args.arm64 else None,
